@@ -1,0 +1,1 @@
+//! The swarm BitTorrent client: tokio shell and the swarm binary.

@@ -1,0 +1,1 @@
+//! Zero-copy bencode validation and span scanning, depth-limited.

@@ -1,0 +1,1 @@
+//! Per-torrent sans-IO state machine: piece picker, choker, request pipeline.

@@ -1,0 +1,1 @@
+//! Piece to file mapping, positioned I/O, verification and resume data.

@@ -1,0 +1,1 @@
+//! Tracker announce/scrape requests and responses, both sides.

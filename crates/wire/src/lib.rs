@@ -1,0 +1,1 @@
+//! Peer wire protocol: handshake, messages, extension protocol; sans-IO.

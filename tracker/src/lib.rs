@@ -1,0 +1,1 @@
+//! The swarm HTTP tracker service (axum), a library first.
