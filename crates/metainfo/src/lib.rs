@@ -3,8 +3,10 @@
 //!
 //! It reads files only to create torrents; it opens no sockets and reads no clock.
 
+pub mod bitfield;
 pub mod geometry;
 pub mod hash;
 
+pub use bitfield::{Bitfield, BitfieldError};
 pub use geometry::{BLOCK_SIZE, BlockRef, Geometry, GeometryError, PieceIndex};
 pub use hash::{HashParseError, InfoHash, PeerId};
