@@ -1,1 +1,12 @@
 //! Per-torrent sans-IO state machine: piece picker, choker, request pipeline.
+//!
+//! Everything here is pure: time arrives as `std::time::Instant` arguments and randomness as a
+//! `&mut impl rand::Rng`. The crate opens no sockets, reads no clock and touches no files; the
+//! client shell drives it and performs the I/O it asks for.
+//!
+//! - `picker`: which blocks to request from which peer (rarest first, end-game).
+//! - `choker`: which peers we upload to (tit-for-tat, optimistic unchoke, anti-snubbing).
+//! - `pipeline`: how many requests to keep outstanding per peer.
+//! - [`rate`]: a sliding-window bytes/second estimator.
+
+pub mod rate;
