@@ -6,7 +6,8 @@
 //!
 //! - `picker`: which blocks to request from which peer (rarest first, end-game).
 //! - `choker`: which peers we upload to (tit-for-tat, optimistic unchoke, anti-snubbing).
-//! - `pipeline`: how many requests to keep outstanding per peer.
+//! - [`pipeline`]: how many requests to keep outstanding per peer.
 //! - [`rate`]: a sliding-window bytes/second estimator.
 
+pub mod pipeline;
 pub mod rate;
