@@ -39,7 +39,28 @@ pub enum WireError {
     /// The 68-byte handshake is malformed.
     #[error("bad handshake: {0}")]
     BadHandshake(#[from] HandshakeError),
+    /// An extension payload that is not valid bencode (or exceeds the bencode limits).
+    #[error("bad bencode in extension message: {0}")]
+    Bencode(#[from] bencode::Error),
     /// An extension message that is valid bencode but breaks the extension's rules.
     #[error("bad extension message: {0}")]
     BadExtension(&'static str),
+    /// An integer in an extension message outside the range its key allows.
+    #[error("extension key {key:?} has out-of-range value {value}")]
+    ExtensionValue {
+        /// The key.
+        key: &'static str,
+        /// The value received.
+        value: i64,
+    },
+    /// More entries than the cap in an extension message's list or dictionary.
+    #[error("{what}: {count} entries exceed the cap of {max}")]
+    TooMany {
+        /// What was counted.
+        what: &'static str,
+        /// How many were received.
+        count: usize,
+        /// The cap.
+        max: usize,
+    },
 }
