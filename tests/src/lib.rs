@@ -1,1 +1,17 @@
-//! End-to-end and interop scenarios on loopback.
+//! Helpers for swarm's scenario tests: real processes and in-process nodes on 127.0.0.1, and
+//! interop with real BitTorrent programs (libtorrent, aria2, Transmission).
+//!
+//! The scenarios themselves live in `tests/*.rs`. This library is test support, not a test
+//! framework: it finds programs ([`programs`]) and the workspace's binaries ([`bins`]), runs
+//! processes with bounded waits ([`process`]), makes and compares deterministic data
+//! ([`files`]), picks loopback ports ([`ports`]) and drives real peers ([`peers`]).
+//! Nothing here talks to any address outside 127.0.0.0/8.
+
+pub mod bins;
+pub mod files;
+pub mod peers;
+pub mod ports;
+pub mod process;
+pub mod programs;
+
+pub use programs::Program;

@@ -1,0 +1,188 @@
+"""Drive one libtorrent-rasterbar session on 127.0.0.1 for swarm's interop tests.
+
+Run it with Debian's interpreter (/usr/bin/python3), the one that has the `libtorrent` module
+(package python3-libtorrent).
+
+    lt_peer.py info TORRENT
+        Print `info_hash <40 hex>`, `name <name>`, `pieces <count>` and exit.
+    lt_peer.py seed TORRENT DIR --port P [options]
+        Check DIR against the torrent, then seed it until SIGTERM or --timeout.
+    lt_peer.py leech TORRENT DIR --port P [options]
+        Download into DIR; print `done <seconds>` when complete and exit 0 (unless --stay).
+
+Options for seed and leech:
+    --connect IP:PORT   dial this peer directly (repeatable), besides the torrent's trackers
+    --timeout S         give up after S seconds (exit 1 for a leecher that did not finish)
+    --stay              a leecher keeps seeding after it completes, until SIGTERM or --timeout
+    --verbose           progress lines on stderr once a second
+
+Lines on stdout, one event each: `listening <port>`, `seeding` (all pieces verified on disk),
+`done <seconds>`, `error <text>`, and last `stats uploaded=<bytes> downloaded=<bytes>` (payload).
+SIGTERM or SIGINT ends the session cleanly (exit 0); SIGUSR1 re-announces to every tracker now.
+The peer also ends when the process that started it goes away, so a killed test leaves no peer.
+Exit codes: 0 success, 1 timeout, 2 a fatal error (bad arguments, port in use, torrent error).
+"""
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+import libtorrent as lt
+
+LOOPBACK = "127.0.0.1"
+POLL_SECONDS = 0.05
+
+
+def emit(line):
+    """One event line on stdout, flushed so a test waiting on it sees it at once."""
+    print(line, flush=True)
+
+
+def parse_args(argv):
+    parser = argparse.ArgumentParser(prog="lt_peer.py")
+    sub = parser.add_subparsers(dest="mode", required=True)
+    info = sub.add_parser("info")
+    info.add_argument("torrent")
+    for mode in ("seed", "leech"):
+        peer = sub.add_parser(mode)
+        peer.add_argument("torrent")
+        peer.add_argument("dir")
+        peer.add_argument("--port", type=int, required=True)
+        peer.add_argument("--connect", action="append", default=[], metavar="IP:PORT")
+        peer.add_argument("--timeout", type=float, default=120.0)
+        peer.add_argument("--stay", action="store_true")
+        peer.add_argument("--verbose", action="store_true")
+    return parser.parse_args(argv)
+
+
+def show_info(path):
+    ti = lt.torrent_info(path)
+    emit(f"info_hash {ti.info_hashes().v1}")
+    emit(f"name {ti.name()}")
+    emit(f"pieces {ti.num_pieces()}")
+    return 0
+
+
+def loopback_session(port):
+    """A session that listens on 127.0.0.1 only, with every discovery but trackers turned off."""
+    mask = lt.alert.category_t.error_notification | lt.alert.category_t.status_notification
+    return lt.session(
+        {
+            "listen_interfaces": f"{LOOPBACK}:{port}",
+            "outgoing_interfaces": LOOPBACK,
+            "enable_dht": False,
+            "enable_lsd": False,
+            "enable_upnp": False,
+            "enable_natpmp": False,
+            "enable_incoming_utp": False,
+            "enable_outgoing_utp": False,
+            # Every peer in a test shares 127.0.0.1; by default libtorrent keeps one per address.
+            "allow_multiple_connections_per_ip": True,
+            "announce_to_all_trackers": True,
+            "alert_mask": mask,
+        }
+    )
+
+
+class Stop:
+    """Signal flags the main loop reads; handlers only set them."""
+
+    def __init__(self):
+        self.stop = False
+        self.reannounce = False
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        signal.signal(signal.SIGUSR1, self._poke)
+
+    def _stop(self, *_):
+        self.stop = True
+
+    def _poke(self, *_):
+        self.reannounce = True
+
+
+# Logged to stderr even without --verbose: why a peer never found the swarm.
+NOTEWORTHY = (lt.tracker_error_alert, lt.tracker_warning_alert)
+
+
+def fatal_alert(alert):
+    """The text of an alert that ends the run, or None for one worth only a log line."""
+    if isinstance(alert, lt.listen_failed_alert):
+        return f"listen failed: {alert.message()}"
+    if isinstance(alert, (lt.torrent_error_alert, lt.file_error_alert)):
+        return alert.message()
+    return None
+
+
+def run_peer(args):
+    session = loopback_session(args.port)
+    params = lt.add_torrent_params()
+    params.ti = lt.torrent_info(args.torrent)
+    params.save_path = args.dir
+    handle = session.add_torrent(params)
+    for peer in args.connect:
+        ip, port = peer.rsplit(":", 1)
+        handle.connect_peer((ip, int(port)))
+
+    flags = Stop()
+    start = time.monotonic()
+    listening = False
+    announced_seeding = False
+    finished = False
+    last_progress = start
+    parent = os.getppid()
+    while time.monotonic() - start < args.timeout and not flags.stop and os.getppid() == parent:
+        for alert in session.pop_alerts():
+            if isinstance(alert, lt.listen_succeeded_alert) and not listening:
+                listening = True
+                emit(f"listening {alert.port}")
+            text = fatal_alert(alert)
+            if text is not None:
+                emit(f"error {text}")
+                return finish(handle, 2)
+            if args.verbose or isinstance(alert, NOTEWORTHY):
+                print(f"alert {alert.message()}", file=sys.stderr, flush=True)
+        if flags.reannounce:
+            flags.reannounce = False
+            handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
+        status = handle.status()
+        if status.is_seeding and not announced_seeding:
+            announced_seeding = True
+            if args.mode == "seed":
+                emit("seeding")
+            else:
+                emit(f"done {time.monotonic() - start:.3f}")
+                finished = True
+                if not args.stay:
+                    return finish(handle, 0)
+        if args.verbose and time.monotonic() - last_progress >= 1.0:
+            last_progress = time.monotonic()
+            print(
+                f"{status.state} {status.progress * 100:.1f}% peers={status.num_peers}",
+                file=sys.stderr,
+                flush=True,
+            )
+        time.sleep(POLL_SECONDS)
+    if args.mode == "leech" and not finished and not flags.stop:
+        emit(f"error incomplete after {time.monotonic() - start:.1f}s")
+        return finish(handle, 1)
+    return finish(handle, 0)
+
+
+def finish(handle, code):
+    status = handle.status()
+    emit(f"stats uploaded={status.total_payload_upload} downloaded={status.total_payload_download}")
+    return code
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.mode == "info":
+        return show_info(args.torrent)
+    return run_peer(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
