@@ -14,9 +14,13 @@ pub mod error;
 pub mod extension;
 pub mod handshake;
 pub mod message;
+pub mod metadata;
+pub mod pex;
 
 pub use codec::{DEFAULT_MAX_FRAME, Decoder, check};
 pub use error::{HandshakeError, WireError};
 pub use extension::ExtendedHandshake;
 pub use handshake::{HANDSHAKE_LEN, HANDSHAKE_PREFIX_LEN, Handshake, Reserved};
 pub use message::{BlockSpec, Message, PIECE_HEADER_LEN, piece_header};
+pub use metadata::MetadataMsg;
+pub use pex::{PexMsg, PexPeer};
