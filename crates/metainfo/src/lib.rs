@@ -4,20 +4,25 @@
 //! It reads files only to create torrents; it opens no sockets and reads no clock.
 
 pub mod bitfield;
+pub mod create;
 mod error;
 mod fields;
 pub mod files;
 pub mod geometry;
 pub mod hash;
+mod hasher;
 pub mod info;
+pub mod magnet;
 pub mod path;
 pub mod torrent;
 
 pub use bitfield::{Bitfield, BitfieldError};
+pub use create::{CreateError, DEFAULT_PIECE_LENGTH, TorrentBuilder};
 pub use error::{MetainfoError, Problem};
 pub use files::{FileEntry, FileSpan, Spans};
 pub use geometry::{BLOCK_SIZE, BlockRef, Geometry, GeometryError, PieceIndex};
 pub use hash::{HashParseError, InfoHash, PeerId};
 pub use info::{Info, MAX_FILES, MAX_TORRENT_BYTES};
+pub use magnet::{Magnet, MagnetError};
 pub use path::{PathError, PathProblem};
 pub use torrent::Metainfo;
