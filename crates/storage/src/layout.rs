@@ -1,12 +1,14 @@
 //! The torrent as storage sees it: files laid end to end, cut into pieces, each with its hash.
 //!
-//! A [`Layout`] is what [`Storage`](crate::Storage) needs from a torrent and nothing more. It
-//! checks every path component again (the .torrent parser already sanitises them; storage does
-//! not trust that alone) and maps any byte range of the torrent onto file spans.
+//! A [`Layout`] is what [`Storage`](crate::Storage) needs from a torrent and nothing more: it is
+//! built from a parsed [`Info`] ([`Layout::from_info`]) or from a plain file list (tests, tools).
+//! It checks every path component again (the .torrent parser already sanitises them; storage
+//! does not trust that alone) and maps any byte range of the torrent onto file spans. The span
+//! mapping mirrors `Info::spans`, but also serves layouts that did not come from a .torrent.
 
 use std::collections::HashSet;
 
-use metainfo::{Geometry, GeometryError, PieceIndex};
+use metainfo::{FileEntry, Geometry, GeometryError, Info, PieceIndex};
 
 /// One file of a torrent, as given to [`Layout::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,19 +19,6 @@ pub struct FileSpec {
     /// Length in bytes (may be zero).
     pub length: u64,
     /// A BEP 47 padding file: never created, reads as zeros.
-    pub pad: bool,
-}
-
-/// One file placed in the torrent's byte stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LayoutFile {
-    /// Checked path components relative to the output directory.
-    pub path: Vec<String>,
-    /// Length in bytes.
-    pub length: u64,
-    /// Offset of the file's first byte in the torrent.
-    pub offset: u64,
-    /// A BEP 47 padding file.
     pub pad: bool,
 }
 
@@ -86,7 +75,7 @@ pub enum LayoutError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
     geometry: Geometry,
-    files: Vec<LayoutFile>,
+    files: Vec<FileEntry>,
     hashes: Vec<[u8; 20]>,
 }
 
@@ -133,7 +122,7 @@ impl Layout {
                     seen_dirs.insert(dir);
                 }
             }
-            placed.push(LayoutFile {
+            placed.push(FileEntry {
                 path: if f.pad { Vec::new() } else { f.path.clone() },
                 length: f.length,
                 offset,
@@ -155,13 +144,31 @@ impl Layout {
         })
     }
 
+    /// The layout of a parsed torrent (its files, checked again, and its piece hashes).
+    pub fn from_info(info: &Info) -> Result<Self, LayoutError> {
+        let files = info
+            .files()
+            .iter()
+            .map(|f| FileSpec {
+                path: f.path.clone(),
+                length: f.length,
+                pad: f.pad,
+            })
+            .collect();
+        Layout::new(
+            u64::from(info.piece_length()),
+            files,
+            info.pieces().to_vec(),
+        )
+    }
+
     /// The piece geometry.
     pub fn geometry(&self) -> &Geometry {
         &self.geometry
     }
 
     /// The files, in torrent order (padding files included).
-    pub fn files(&self) -> &[LayoutFile] {
+    pub fn files(&self) -> &[FileEntry] {
         &self.files
     }
 

@@ -7,18 +7,18 @@
 //! output directory (see the `path` module for how). Unix only (`pread`/`pwrite`,
 //! `O_NOFOLLOW`).
 
-mod cache;
 mod error;
 mod layout;
 mod path;
+mod pool;
 mod resume;
 mod stamp;
 mod storage;
 mod verify;
 
-pub use cache::DEFAULT_MAX_OPEN_FILES;
 pub use error::{Op, Result, StorageError};
-pub use layout::{FileSpec, Layout, LayoutError, LayoutFile, Span};
+pub use layout::{FileSpec, Layout, LayoutError, Span};
+pub use pool::{DEFAULT_MAX_OPEN_FILES, HandlePool};
 pub use resume::{MAX_RESUME_LEN, ResumeData, ResumeError, encoded_len};
 pub use stamp::{FileStamp, Trusted, trusted_pieces};
 pub use storage::{Mode, OpenOptions, Storage};

@@ -2,7 +2,7 @@
 //!
 //! Every method takes `&self` and `Storage` is `Send + Sync`: the client calls it from a
 //! blocking thread pool. Reads and writes use `pread`/`pwrite` (`FileExt::*_at`), so threads
-//! never share a file cursor; handles come from a bounded [`cache`](crate::cache).
+//! never share a file cursor; handles come from a bounded [`HandlePool`].
 
 use std::fs::{self, File};
 use std::os::unix::fs::FileExt;
@@ -10,12 +10,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use metainfo::PieceIndex;
+use metainfo::{Info, PieceIndex};
 
-use crate::cache::{DEFAULT_MAX_OPEN_FILES, HandleCache};
 use crate::error::{Op, Result, StorageError};
 use crate::layout::{Layout, Span};
 use crate::path::{self, Access};
+use crate::pool::HandlePool;
 
 /// Whether storage may create and write files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -29,21 +29,14 @@ pub enum Mode {
 }
 
 /// How to open a [`Storage`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct OpenOptions {
     /// Read-write or read-only.
     pub mode: Mode,
-    /// Cap on file handles this storage keeps open (least recently used closed first).
-    pub max_open_files: usize,
-}
-
-impl Default for OpenOptions {
-    fn default() -> Self {
-        OpenOptions {
-            mode: Mode::ReadWrite,
-            max_open_files: DEFAULT_MAX_OPEN_FILES,
-        }
-    }
+    /// Where open file handles are kept: `None` for a private pool of
+    /// [`DEFAULT_MAX_OPEN_FILES`](crate::DEFAULT_MAX_OPEN_FILES); pass one shared pool to every
+    /// storage of a process to bound the process as a whole.
+    pub pool: Option<HandlePool>,
 }
 
 impl OpenOptions {
@@ -64,12 +57,19 @@ pub struct Storage {
     /// Full path of each file; `None` for padding files.
     paths: Vec<Option<PathBuf>>,
     mode: Mode,
-    handles: HandleCache,
+    handles: HandlePool,
+    /// This storage's key in the pool.
+    owner: u64,
     /// Files written since the last successful `flush`.
     dirty: Vec<AtomicBool>,
 }
 
 impl Storage {
+    /// Opens torrent `info` under `out_dir`; see [`Storage::new`].
+    pub fn open(info: &Info, out_dir: &Path, opts: OpenOptions) -> Result<Storage> {
+        Storage::new(Layout::from_info(info)?, out_dir, opts)
+    }
+
     /// Opens the torrent described by `layout` under `out_dir`. Read-write: creates `out_dir`,
     /// the directories and the files (padding files never), and sets each file to its length
     /// (sparse; existing data of the right length is kept, a longer file is cut to length).
@@ -90,7 +90,8 @@ impl Storage {
                 .iter()
                 .map(|_| AtomicBool::new(false))
                 .collect(),
-            handles: HandleCache::new(opts.max_open_files),
+            handles: opts.pool.unwrap_or_default(),
+            owner: HandlePool::new_owner(),
             mode: opts.mode,
             paths,
             root,
@@ -143,9 +144,9 @@ impl Storage {
         self.paths.get(idx)?.as_deref()
     }
 
-    /// Number of file handles currently cached.
+    /// Number of file handles this storage holds in its pool now.
     pub fn open_handles(&self) -> usize {
-        self.handles.len()
+        self.handles.owned_by(self.owner)
     }
 
     fn handle(&self, idx: usize) -> Result<Arc<File>> {
@@ -153,7 +154,7 @@ impl Storage {
             Mode::ReadWrite => Access::Write,
             Mode::ReadOnly => Access::Read,
         };
-        self.handles.get_or_open(idx, || {
+        self.handles.get_or_open((self.owner, idx), || {
             let comps = self.layout.files().get(idx).map(|f| f.path.as_slice());
             path::open(&self.root, comps.unwrap_or_default(), access)
         })
@@ -300,6 +301,12 @@ impl Storage {
             .and_then(|p| fs::symlink_metadata(p).ok())
             .filter(fs::Metadata::is_file)
             .map_or(0, |m| m.len())
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        self.handles.release(self.owner);
     }
 }
 

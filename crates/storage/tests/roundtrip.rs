@@ -3,7 +3,7 @@
 
 use proptest::prelude::*;
 use sha1::{Digest, Sha1};
-use storage::{FileSpec, Layout, OpenOptions, Storage};
+use storage::{FileSpec, HandlePool, Layout, OpenOptions, Storage};
 
 /// A random layout: (length, pad) per file, and a piece length.
 fn layouts() -> impl Strategy<Value = (Vec<(u64, bool)>, u64)> {
@@ -68,7 +68,7 @@ proptest! {
         let layout = build(&files, piece, &src);
         let g = *layout.geometry();
         let dir = tempfile::tempdir().unwrap();
-        let opts = OpenOptions { max_open_files: 2, ..OpenOptions::default() };
+        let opts = OpenOptions { pool: Some(HandlePool::new(2)), ..OpenOptions::default() };
         let s = Storage::new(layout, dir.path(), opts).unwrap();
         // The model: what reads must return. Unwritten bytes are zeros (sparse files).
         let mut model = vec![0u8; src.len()];

@@ -8,8 +8,8 @@ use std::time::{Duration, SystemTime};
 use metainfo::{Bitfield, InfoHash};
 use sha1::{Digest, Sha1};
 use storage::{
-    FileSpec, Layout, LayoutError, Mode, OpenOptions, ResumeData, Storage, StorageError,
-    trusted_pieces,
+    FileSpec, HandlePool, Layout, LayoutError, Mode, OpenOptions, ResumeData, Storage,
+    StorageError, trusted_pieces,
 };
 
 const PIECE: u64 = 32 * 1024;
@@ -187,8 +187,9 @@ fn verify_all_finds_exactly_the_written_pieces() {
 #[test]
 fn concurrent_writers_from_many_threads() {
     let dir = tempfile::tempdir().unwrap();
+    let pool = HandlePool::new(2);
     let opts = OpenOptions {
-        max_open_files: 2,
+        pool: Some(pool.clone()),
         ..OpenOptions::default()
     };
     let s = Storage::new(layout(), dir.path(), opts).unwrap();
@@ -206,10 +207,35 @@ fn concurrent_writers_from_many_threads() {
             });
         }
     });
-    assert!(s.open_handles() <= 2);
+    assert!(pool.len() <= 2);
     s.flush().unwrap();
     assert!(s.verify_all(3, &|_| {}).unwrap().is_full());
-    assert!(s.open_handles() <= 2);
+    assert!(pool.len() <= 2);
+}
+
+#[test]
+fn storages_sharing_a_pool_stay_under_its_cap_and_release_on_drop() {
+    let pool = HandlePool::new(3);
+    let opts = OpenOptions {
+        pool: Some(pool.clone()),
+        ..OpenOptions::default()
+    };
+    let dirs = [tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap()];
+    let a = Storage::new(layout(), dirs[0].path(), opts.clone()).unwrap();
+    let b = Storage::new(layout(), dirs[1].path(), opts).unwrap();
+    write_pieces(&a, &[0, 1, 2, 3]);
+    write_pieces(&b, &[0, 1, 2, 3]);
+    a.flush().unwrap();
+    b.flush().unwrap();
+    assert_eq!(pool.len(), 3);
+    assert_eq!(a.open_handles() + b.open_handles(), 3);
+    assert!(a.verify_all(2, &|_| {}).unwrap().is_full());
+    assert!(b.verify_all(2, &|_| {}).unwrap().is_full());
+    assert!(pool.len() <= 3);
+    drop(a);
+    assert_eq!(pool.len(), b.open_handles());
+    drop(b);
+    assert!(pool.is_empty());
 }
 
 #[test]
@@ -320,7 +346,7 @@ fn symlink_planted_after_open_does_not_redirect_writes() {
     let dir = tempfile::tempdir().unwrap();
     let outside = tempfile::tempdir().unwrap();
     let opts = OpenOptions {
-        max_open_files: 1,
+        pool: Some(HandlePool::new(1)),
         ..OpenOptions::default()
     };
     let s = Storage::new(layout(), dir.path(), opts).unwrap();
@@ -390,4 +416,48 @@ fn resume_round_trip_and_touched_file_is_rechecked() {
     bytes[mid] ^= 0x10;
     fs::write(&resume, &bytes).unwrap();
     assert!(ResumeData::load(&resume, hash, s.layout()).is_err());
+}
+
+/// A bencoded info dictionary for the scenario torrent (keys sorted, padding as `attr p`).
+fn info_bytes() -> Vec<u8> {
+    fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        out.extend_from_slice(format!("{}:", b.len()).as_bytes());
+        out.extend_from_slice(b);
+    }
+    let mut d = b"d5:filesl".to_vec();
+    for (path, len, pad) in FILES {
+        d.push(b'd');
+        if *pad {
+            d.extend_from_slice(b"4:attr1:p");
+        }
+        d.extend_from_slice(format!("6:lengthi{len}e4:pathl").as_bytes());
+        for c in &path[1..] {
+            bytes(&mut d, c.as_bytes());
+        }
+        d.extend_from_slice(b"ee");
+    }
+    d.extend_from_slice(b"e4:name1:t12:piece lengthi");
+    d.extend_from_slice(format!("{PIECE}e6:pieces").as_bytes());
+    let hashes: Vec<u8> = stream()
+        .chunks(PIECE as usize)
+        .flat_map(|c| Sha1::digest(c).to_vec())
+        .collect();
+    bytes(&mut d, &hashes);
+    d.push(b'e');
+    d
+}
+
+#[test]
+fn opens_a_parsed_torrent() {
+    let info = metainfo::Info::from_bytes(&info_bytes()).unwrap();
+    assert_eq!(Layout::from_info(&info).unwrap().files(), layout().files());
+    let dir = tempfile::tempdir().unwrap();
+    let s = Storage::open(&info, dir.path(), OpenOptions::default()).unwrap();
+    write_pieces(&s, &[0, 1, 2, 3]);
+    assert!(s.verify_all(2, &|_| {}).unwrap().is_full());
+    assert_eq!(
+        fs::read(dir.path().join("t/sub/b.bin")).unwrap(),
+        file_bytes(3)
+    );
+    assert!(!dir.path().join("t/.pad").exists());
 }
