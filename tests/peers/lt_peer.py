@@ -4,14 +4,16 @@ Run it with Debian's interpreter (/usr/bin/python3), the one that has the `libto
 (package python3-libtorrent).
 
     lt_peer.py info TORRENT
-        Print `info_hash <40 hex>`, `name <name>`, `pieces <count>` and exit.
+        Print `info_hash <40 hex>`, `name <name>`, `pieces <count>`, `piece_length <bytes>`,
+        `total_size <bytes>` and `files <count>` (padding files included), one a line, and exit.
     lt_peer.py seed TORRENT DIR --port P [options]
         Check DIR against the torrent, then seed it until SIGTERM or --timeout.
     lt_peer.py leech TORRENT DIR --port P [options]
         Download into DIR; print `done <seconds>` when complete and exit 0 (unless --stay).
 
 Options for seed and leech:
-    --connect IP:PORT   dial this peer directly (repeatable), besides the torrent's trackers
+    --connect IP:PORT   dial this peer directly (repeatable, re-dialled every second),
+                        besides the torrent's trackers
     --timeout S         give up after S seconds (exit 1 for a leecher that did not finish)
     --stay              a leecher keeps seeding after it completes, until SIGTERM or --timeout
     --verbose           progress lines on stderr once a second
@@ -33,6 +35,7 @@ import libtorrent as lt
 
 LOOPBACK = "127.0.0.1"
 POLL_SECONDS = 0.05
+REDIAL_SECONDS = 1.0
 
 
 def emit(line):
@@ -62,7 +65,16 @@ def show_info(path):
     emit(f"info_hash {ti.info_hashes().v1}")
     emit(f"name {ti.name()}")
     emit(f"pieces {ti.num_pieces()}")
+    emit(f"piece_length {ti.piece_length()}")
+    emit(f"total_size {ti.total_size()}")
+    emit(f"files {ti.num_files()}")
     return 0
+
+
+def parse_endpoint(text):
+    """`IP:PORT` as the (ip, port) tuple libtorrent's connect_peer takes."""
+    ip, port = text.rsplit(":", 1)
+    return (ip, int(port))
 
 
 def loopback_session(port):
@@ -122,9 +134,7 @@ def run_peer(args):
     params.ti = lt.torrent_info(args.torrent)
     params.save_path = args.dir
     handle = session.add_torrent(params)
-    for peer in args.connect:
-        ip, port = peer.rsplit(":", 1)
-        handle.connect_peer((ip, int(port)))
+    direct = [parse_endpoint(peer) for peer in args.connect]
 
     flags = Stop()
     start = time.monotonic()
@@ -132,6 +142,7 @@ def run_peer(args):
     announced_seeding = False
     finished = False
     last_progress = start
+    last_dial = start - REDIAL_SECONDS
     parent = os.getppid()
     while time.monotonic() - start < args.timeout and not flags.stop and os.getppid() == parent:
         for alert in session.pop_alerts():
@@ -147,6 +158,12 @@ def run_peer(args):
         if flags.reannounce:
             flags.reannounce = False
             handle.force_reannounce(0, -1, lt.reannounce_flags_t.ignore_min_interval)
+        if direct and time.monotonic() - last_dial >= REDIAL_SECONDS:
+            # A peer that was not ready yet refused us; libtorrent ignores a dial to a peer it
+            # is already connected to, so dialling again is harmless.
+            last_dial = time.monotonic()
+            for endpoint in direct:
+                handle.connect_peer(endpoint)
         status = handle.status()
         if status.is_seeding and not announced_seeding:
             announced_seeding = True

@@ -1,15 +1,20 @@
 //! Drivers for real BitTorrent programs on 127.0.0.1: libtorrent (through the repository's own
-//! `peers/lt_peer.py`), aria2 and Transmission; and their views of a .torrent's info-hash.
+//! `peers/lt_peer.py`), aria2 and Transmission; their views of a .torrent's info-hash; and
+//! `mktorrent` for torrents made without our code.
 //!
 //! Every driver owns a [`crate::process::Proc`], so a peer dies with the test that started it.
 //! Gate a test on the program first with [`crate::require!`].
 
 mod aria2;
 mod libtorrent;
+mod mktorrent;
 mod transmission;
 
 pub use aria2::{Aria2, aria2_show};
-pub use libtorrent::{LibtorrentPeer, LtOptions, Transferred, libtorrent_info_hash};
+pub use libtorrent::{
+    LibtorrentInfo, LibtorrentPeer, LtOptions, Transferred, libtorrent_info, libtorrent_info_hash,
+};
+pub use mktorrent::mktorrent;
 pub use transmission::{Transmission, transmission_show};
 
 use std::path::{Path, PathBuf};

@@ -160,11 +160,50 @@ impl LibtorrentPeer {
     }
 }
 
-/// libtorrent's info-hash of a .torrent file (`torrent_info(path).info_hashes().v1`).
-pub fn libtorrent_info_hash(torrent: &Path) -> Result<InfoHash> {
+/// What libtorrent's `torrent_info` reads from a .torrent file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LibtorrentInfo {
+    /// The v1 info-hash.
+    pub info_hash: InfoHash,
+    /// The torrent's name.
+    pub name: String,
+    /// Number of pieces.
+    pub pieces: u64,
+    /// Piece length in bytes.
+    pub piece_length: u64,
+    /// Sum of the file lengths.
+    pub total_size: u64,
+    /// Number of files (BEP 47 padding files included).
+    pub files: u64,
+}
+
+/// libtorrent's reading of a .torrent file; fails if libtorrent refuses it.
+pub fn libtorrent_info(torrent: &Path) -> Result<LibtorrentInfo> {
     let mut cmd = Command::new(located(Program::Libtorrent)?);
     cmd.arg(SCRIPT).arg("info").arg(torrent);
-    hash_after(&run_to_string(cmd)?, "info_hash ")
+    let out = run_to_string(cmd)?;
+    let field = |key: &str| -> Result<&str> {
+        out.lines()
+            .find_map(|l| l.strip_prefix(key)?.strip_prefix(' '))
+            .with_context(|| format!("no {key} in:\n{out}"))
+    };
+    let number = |key: &str| -> Result<u64> {
+        let v = field(key)?;
+        v.parse().with_context(|| format!("bad {key} {v:?}"))
+    };
+    Ok(LibtorrentInfo {
+        info_hash: hash_after(&out, "info_hash ")?,
+        name: field("name")?.to_owned(),
+        pieces: number("pieces")?,
+        piece_length: number("piece_length")?,
+        total_size: number("total_size")?,
+        files: number("files")?,
+    })
+}
+
+/// libtorrent's info-hash of a .torrent file (`torrent_info(path).info_hashes().v1`).
+pub fn libtorrent_info_hash(torrent: &Path) -> Result<InfoHash> {
+    Ok(libtorrent_info(torrent)?.info_hash)
 }
 
 fn parse_stats(line: &str) -> Result<Transferred> {
