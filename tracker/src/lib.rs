@@ -1,1 +1,130 @@
-//! The swarm HTTP tracker service (axum), a library first.
+//! The swarm HTTP tracker (BEP 3, 7, 23, 48) as a library: [`run`] serves `GET /announce`,
+//! `/scrape`, `/stats` and `/metrics` on the listeners it is given until `shutdown` resolves, so
+//! the `swarm-tracker` binary and the client's `swarm seed` embed the same service.
+//!
+//! Inside: a sharded, clock-free swarm store (`store.rs`, `swarm.rs`, `peer_set.rs`) that keeps
+//! IPv4 peers in 8-byte packed entries; the request logic (`app.rs`); the axum routes
+//! (`routes.rs`); connection guards (`conn.rs`). It is not a UDP tracker (BEP 15), does not
+//! store peer ids (dictionary-form peer lists carry none) and does not yet rate-limit per IP.
+
+mod app;
+pub mod cli;
+mod config;
+mod conn;
+mod metrics;
+mod peer_set;
+mod routes;
+pub mod store;
+mod swarm;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{debug, info};
+
+pub use config::{Config, ConfigError};
+pub use swarm::PeerList;
+
+use crate::conn::{ClientAddr, ConnLimits, GuardedListener};
+use crate::routes::Shared;
+
+/// Why the service could not start or stopped abnormally.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is inconsistent.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// `run` was given no listener.
+    #[error("no listener to serve on")]
+    NoListener,
+    /// A listener failed.
+    #[error("listener i/o: {0}")]
+    Io(#[from] std::io::Error),
+    /// A service task panicked or was cancelled.
+    #[error("service task failed: {0}")]
+    Task(String),
+}
+
+/// Serves the tracker on every listener until `shutdown` resolves, then stops accepting, lets
+/// open requests finish (each is bounded by the request timeout) and returns.
+pub async fn run(
+    listeners: Vec<TcpListener>,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), Error> {
+    config.validate()?;
+    if listeners.is_empty() {
+        return Err(Error::NoListener);
+    }
+    let limits = ConnLimits {
+        max_request_bytes: config.max_request_bytes,
+        request_timeout: config.request_timeout,
+    };
+    let max_connections = config.max_connections;
+    let sweep_every = config.sweep_every;
+    let shared = Arc::new(Shared {
+        app: app::App::new(config),
+        started: Instant::now(),
+    });
+    let router = routes::router(shared.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut tasks: JoinSet<Result<(), Error>> = JoinSet::new();
+    for l in listeners {
+        info!(addr = %l.local_addr()?, "tracker listening");
+        let listener = GuardedListener::new(l, max_connections, limits);
+        let service = router
+            .clone()
+            .into_make_service_with_connect_info::<ClientAddr>();
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            axum::serve(listener, service)
+                .with_graceful_shutdown(async move {
+                    let _ = stop.wait_for(|s| *s).await;
+                })
+                .await?;
+            Ok(())
+        });
+    }
+    let mut stop = stop_rx.clone();
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(sweep_every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let swept = shared.app.store.sweep(shared.started.elapsed().as_secs());
+                    debug!(peers = swept.peers, swarms = swept.swarms, "swept expired peers");
+                }
+                _ = stop.wait_for(|s| *s) => return Ok(()),
+            }
+        }
+    });
+    // Stop on request, or as soon as any task ends early (a listener error).
+    let early = tokio::select! {
+        () = shutdown => None,
+        r = tasks.join_next() => r,
+    };
+    info!("tracker shutting down");
+    let _ = stop_tx.send(true);
+    let mut result = flatten(early);
+    while let Some(r) = tasks.join_next().await {
+        let r = flatten(Some(r));
+        if result.is_ok() {
+            result = r;
+        }
+    }
+    result
+}
+
+fn flatten(r: Option<Result<Result<(), Error>, tokio::task::JoinError>>) -> Result<(), Error> {
+    match r {
+        None => Ok(()),
+        Some(Ok(r)) => r,
+        Some(Err(e)) => Err(Error::Task(e.to_string())),
+    }
+}
