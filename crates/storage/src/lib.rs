@@ -2,10 +2,20 @@
 //! them with positioned I/O from many threads, verifies them against their SHA-1 hashes, and
 //! saves and checks resume data.
 //!
-//! It is the one library crate that does file I/O. It opens no sockets, reads no clock and runs
-//! no async runtime: the client calls it from a blocking thread pool. It never writes outside the
-//! output directory (see the `path` module for how). Unix only (`pread`/`pwrite`,
-//! `O_NOFOLLOW`).
+//! File I/O is its job, and only that: it opens no sockets, reads no clock and runs no async
+//! runtime; the client calls it from a blocking thread pool. It never writes outside the output
+//! directory (see the `path` module for how). Unix only (`pread`/`pwrite`, `O_NOFOLLOW`).
+//!
+//! The life of a torrent's data:
+//! 1. [`Storage::open`] (or [`Storage::new`] with a [`Layout`]) creates and sizes the files;
+//!    processes with many torrents share one [`HandlePool`].
+//! 2. What is already there: [`ResumeData::load`], then [`trusted_pieces`] with
+//!    [`Storage::stamps`], then [`Storage::verify_set`] on the `recheck` set; without usable
+//!    resume data, [`Storage::verify_all`].
+//! 3. While downloading: [`Storage::write`] blocks or [`Storage::write_piece`], then
+//!    [`Storage::verify_piece`]; serve peers with [`Storage::read`].
+//! 4. On shutdown (and now and then): [`Storage::flush`], then save
+//!    `ResumeData { have, files: storage.stamps(), .. }` with [`ResumeData::save_atomic`].
 
 mod error;
 mod layout;

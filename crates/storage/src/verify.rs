@@ -1,6 +1,6 @@
 //! Checking which pieces are already on disk: every piece hashed, on several threads.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread;
 
 use metainfo::{Bitfield, PieceIndex};
@@ -14,7 +14,21 @@ impl Storage {
     /// an error; other I/O errors stop the check and are returned. `progress(n)` is called from
     /// the worker threads after each piece with the piece's length in bytes.
     pub fn verify_all(&self, threads: usize, progress: &(dyn Fn(u64) + Sync)) -> Result<Bitfield> {
+        let all = Bitfield::full(self.layout().geometry().piece_count());
+        self.verify_set(&all, threads, progress)
+    }
+
+    /// [`verify_all`](Self::verify_all) restricted to the pieces in `which` (for example the
+    /// `recheck` set of [`trusted_pieces`](crate::trusted_pieces)); the result holds only pieces
+    /// of `which`.
+    pub fn verify_set(
+        &self,
+        which: &Bitfield,
+        threads: usize,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Bitfield> {
         let g = *self.layout().geometry();
+        let todo: Vec<PieceIndex> = which.iter_ones().filter_map(|i| g.piece(i)).collect();
         let present: Vec<u64> = (0..self.layout().files().len())
             .map(|i| self.present_len(i))
             .collect();
@@ -26,14 +40,14 @@ impl Storage {
                     .is_some_and(|&len| s.file_offset + s.len as u64 <= len)
             })
         };
-        let next = AtomicU32::new(0);
+        let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
-        let workers = threads.clamp(1, g.piece_count() as usize);
+        let workers = threads.clamp(1, todo.len().max(1));
         let worker = || -> Result<Vec<PieceIndex>> {
             let mut buf = vec![0u8; g.nominal_piece_len() as usize];
             let mut good = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let Some(p) = g.piece(next.fetch_add(1, Ordering::Relaxed)) else {
+                let Some(&p) = todo.get(next.fetch_add(1, Ordering::Relaxed)) else {
                     break;
                 };
                 let len = g.piece_len(p);
@@ -78,6 +92,8 @@ mod tests {
 
     use sha1::{Digest, Sha1};
 
+    use metainfo::Bitfield;
+
     use crate::layout::{FileSpec, Layout};
     use crate::storage::{OpenOptions, Storage};
 
@@ -112,5 +128,22 @@ mod tests {
             assert_eq!(have.iter_ones().collect::<Vec<_>>(), vec![0, 3, 6]);
             assert_eq!(bytes.load(Ordering::Relaxed), 100);
         }
+        let mut which = Bitfield::new(g.piece_count());
+        for i in [1u32, 3, 4] {
+            which.set(g.piece(i).unwrap());
+        }
+        let bytes = AtomicU64::new(0);
+        let have = s
+            .verify_set(&which, 2, &|n| {
+                bytes.fetch_add(n, Ordering::Relaxed);
+            })
+            .unwrap();
+        assert_eq!(have.iter_ones().collect::<Vec<_>>(), vec![3]);
+        assert_eq!(bytes.load(Ordering::Relaxed), 48);
+        assert!(
+            s.verify_set(&Bitfield::new(g.piece_count()), 2, &|_| {})
+                .unwrap()
+                .is_none()
+        );
     }
 }
