@@ -28,12 +28,12 @@ pub const DEFAULT_PIECE_LENGTH: u32 = 256 * 1024;
 #[non_exhaustive]
 pub enum CreateError {
     /// Reading a file or directory failed.
-    #[error("{path}: {source}")]
+    #[error("{path}: {error}")]
     Io {
         /// The file or directory.
         path: PathBuf,
         /// The system's error.
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// The requested piece length is not a power of two between 16 KiB and 64 MiB.
     #[error("piece length {0} is not a power of two between 16 KiB and 64 MiB")]
@@ -67,6 +67,17 @@ pub enum CreateError {
     /// A bug: an invariant of the hasher did not hold.
     #[error("internal error: {0}")]
     Internal(&'static str),
+}
+
+/// What a directory walk found: the torrent's name, total bytes and number of files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scan {
+    /// The torrent's name (the file or directory name).
+    pub name: String,
+    /// Total bytes to hash.
+    pub total_length: u64,
+    /// Number of files.
+    pub files: usize,
 }
 
 /// Builds a .torrent for a file or directory.
@@ -139,6 +150,16 @@ impl TorrentBuilder {
     pub fn threads(mut self, n: usize) -> Self {
         self.threads = Some(n.max(1));
         self
+    }
+
+    /// Walks the files without hashing: what `build` would share (for sizing a progress bar).
+    pub fn scan(&self) -> Result<Scan, CreateError> {
+        let (name, layout) = walk(&self.root)?;
+        Ok(Scan {
+            name,
+            total_length: layout.files.last().map_or(0, |f| f.offset + f.len),
+            files: layout.files.len(),
+        })
     }
 
     /// Walks the files, hashes them (`progress` is called with each batch of bytes hashed),
@@ -230,9 +251,9 @@ struct Layout {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> CreateError + '_ {
-    move |source| CreateError::Io {
+    move |error| CreateError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     }
 }
 
@@ -444,6 +465,15 @@ mod tests {
             .concat();
         assert_eq!(m.info.total_length(), stream.len() as u64);
         assert_eq!(m.info.pieces(), expected_pieces(&stream, 16_384));
+        let scan = TorrentBuilder::new(&root).scan().unwrap();
+        assert_eq!(
+            scan,
+            Scan {
+                name: "share".into(),
+                total_length: stream.len() as u64,
+                files: 6
+            }
+        );
         assert_eq!(m.announce.as_deref(), Some("http://a/announce"));
         assert_eq!(m.announce_list.len(), 2);
         assert_eq!(m.comment.as_deref(), Some("c"));

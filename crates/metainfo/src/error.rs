@@ -15,12 +15,12 @@ pub enum MetainfoError {
         max: usize,
     },
     /// Not valid bencode (or nested too deep, too many values...).
-    #[error("{field}: {source}")]
+    #[error("{field}: {error}")]
     Bencode {
         /// Which part of the torrent (`torrent` or `info`).
         field: &'static str,
         /// The decoder's error, with the byte position.
-        source: bencode::Error,
+        error: bencode::Error,
     },
     /// A field is missing, of the wrong type, or out of range.
     #[error("{field}: {problem}")]

@@ -149,9 +149,9 @@ impl<'f> RangeHasher<'f> {
             if want > 0 {
                 let file = self.file(i)?;
                 let dst = &mut buf[filled..filled + want];
-                read_exact_at(file, dst, in_file).map_err(|source| CreateError::Io {
+                read_exact_at(file, dst, in_file).map_err(|error| CreateError::Io {
                     path: f.path.clone(),
-                    source,
+                    error,
                 })?;
                 filled += want;
                 pos += want as u64;
@@ -165,9 +165,9 @@ impl<'f> RangeHasher<'f> {
     fn file(&mut self, i: usize) -> Result<&File, CreateError> {
         if self.open.as_ref().is_none_or(|(j, _)| *j != i) {
             let path = &self.files[i].path;
-            let f = File::open(path).map_err(|source| CreateError::Io {
+            let f = File::open(path).map_err(|error| CreateError::Io {
                 path: path.clone(),
-                source,
+                error,
             })?;
             self.open = Some((i, f));
         }

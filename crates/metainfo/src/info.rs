@@ -77,9 +77,9 @@ impl Info {
             });
         }
         let value =
-            bencode::decode_with(raw, &limits()).map_err(|source| MetainfoError::Bencode {
+            bencode::decode_with(raw, &limits()).map_err(|error| MetainfoError::Bencode {
                 field: "info",
-                source,
+                error,
             })?;
         let info_hash = InfoHash(Sha1::digest(raw).into());
         parse(&value, raw.to_vec(), info_hash)

@@ -17,7 +17,7 @@ pub mod path;
 pub mod torrent;
 
 pub use bitfield::{Bitfield, BitfieldError};
-pub use create::{CreateError, DEFAULT_PIECE_LENGTH, TorrentBuilder};
+pub use create::{CreateError, DEFAULT_PIECE_LENGTH, Scan, TorrentBuilder};
 pub use error::{MetainfoError, Problem};
 pub use files::{FileEntry, FileSpan, Spans};
 pub use geometry::{BLOCK_SIZE, BlockRef, Geometry, GeometryError, PieceIndex};

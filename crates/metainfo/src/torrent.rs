@@ -47,9 +47,9 @@ impl Metainfo {
             });
         }
         let limits = info::limits();
-        let bad = |source| MetainfoError::Bencode {
+        let bad = |error| MetainfoError::Bencode {
             field: "torrent",
-            source,
+            error,
         };
         // Validate everything (depth, items, strictness) once, without building a tree.
         let len = bencode::value_len_with(buf, &limits).map_err(bad)?;
