@@ -1,1 +1,5 @@
-fn main() {}
+//! The `swarm` binary: everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    client::main()
+}

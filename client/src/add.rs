@@ -1,0 +1,197 @@
+//! Adding a torrent to a running session: open its storage, find out what is already on disk
+//! (resume data, else a full check), build its engine and start its tasks.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use metainfo::{Bitfield, Metainfo};
+use parking_lot::Mutex;
+use storage::{FileSpec, Layout, Mode, OpenOptions, ResumeData, Storage};
+use tokio::sync::{Semaphore, watch};
+use tokio::task::JoinHandle;
+
+use crate::progress::Ui;
+use crate::session::Session;
+use crate::torrent::TorrentShared;
+
+/// Where a torrent's data is and how far to trust it.
+#[derive(Debug, Clone)]
+pub struct AddOptions {
+    /// The directory the torrent's paths are relative to.
+    pub out_dir: PathBuf,
+    /// Use this name instead of the torrent's for the file (single-file) or top directory.
+    pub rename_root: Option<String>,
+    /// Read-only (seeding existing data) or read-write (downloading).
+    pub mode: Mode,
+    /// We just hashed these files ourselves: every piece is present.
+    pub trusted_complete: bool,
+    /// Keep resume data under `out_dir/.swarm/`.
+    pub resume: bool,
+}
+
+/// A started torrent and the tasks to await at shutdown.
+#[derive(Debug)]
+pub struct Added {
+    /// The torrent.
+    pub shared: Arc<TorrentShared>,
+    /// Its background tasks.
+    pub tasks: Vec<JoinHandle<()>>,
+}
+
+/// The resume file of a torrent under `out_dir`.
+pub fn resume_path(out_dir: &Path, meta: &Metainfo) -> PathBuf {
+    out_dir
+        .join(".swarm")
+        .join(format!("{}.resume", meta.info_hash.to_hex()))
+}
+
+/// Opens storage, checks existing data, and starts the torrent's engine, timers and announcer.
+pub async fn add(session: &Arc<Session>, meta: Metainfo, opts: AddOptions, ui: &Ui) -> Result<Added> {
+    let info = &meta.info;
+    let name = info.name().to_owned();
+    let files: Vec<FileSpec> = info
+        .files()
+        .iter()
+        .map(|f| {
+            let mut path = f.path.clone();
+            if let (Some(first), Some(root)) = (path.first_mut(), &opts.rename_root) {
+                root.clone_into(first);
+            }
+            FileSpec {
+                path,
+                length: f.length,
+                pad: f.pad,
+            }
+        })
+        .collect();
+    let layout = Layout::new(u64::from(info.piece_length()), files, info.pieces().to_vec())
+        .with_context(|| format!("torrent {name:?}"))?;
+    let geometry = *layout.geometry();
+    let out_dir = opts.out_dir.clone();
+    let mode = opts.mode;
+    let storage = tokio::task::spawn_blocking(move || {
+        Storage::new(
+            layout,
+            &out_dir,
+            OpenOptions {
+                mode,
+                ..OpenOptions::default()
+            },
+        )
+    })
+    .await
+    .context("storage task")?
+    .with_context(|| format!("opening data for {name:?} in {}", opts.out_dir.display()))?;
+    let storage = Arc::new(storage);
+    let resume_file = (opts.resume && opts.mode == Mode::ReadWrite).then(|| resume_path(&opts.out_dir, &meta));
+
+    let have = if opts.trusted_complete {
+        Bitfield::full(geometry.piece_count())
+    } else {
+        check_existing(&storage, &meta, resume_file.as_deref(), ui, &name).await?
+    };
+    let left = {
+        let mut left = 0u64;
+        for p in geometry.pieces() {
+            if !have.has(p) {
+                left += u64::from(geometry.piece_len(p));
+            }
+        }
+        left
+    };
+    let engine = engine::Torrent::new(
+        geometry,
+        have,
+        session.config.engine.clone(),
+        rand::random(),
+        Instant::now(),
+    );
+    let data_path = match info.files().first() {
+        Some(f) if !info.is_multi_file() => opts.out_dir.join(opts.rename_root.as_deref().unwrap_or(&f.path[0])),
+        _ => opts.out_dir.join(opts.rename_root.as_deref().unwrap_or(info.name())),
+    };
+    let complete = left == 0;
+    let (done, _) = watch::channel(complete);
+    let shared = Arc::new(TorrentShared {
+        name: name.clone(),
+        info_hash: meta.info_hash,
+        total_len: geometry.total_len(),
+        engine: Mutex::new(engine),
+        storage,
+        conns: Mutex::new(Default::default()),
+        candidates: Mutex::new(Default::default()),
+        dialing: AtomicUsize::new(0),
+        disk: Arc::new(Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        )),
+        done,
+        error: Mutex::new(None),
+        cancel: session.shutdown.child_token(),
+        announce_now: Default::default(),
+        tracker_status: Mutex::new(String::from("tracker: not yet contacted")),
+        tracker_ok: AtomicBool::new(false),
+        resume_path: resume_file,
+        resume_dirty: AtomicBool::new(false),
+        data_path,
+        started: Instant::now(),
+        left_at_start: left,
+    });
+    if shared.resume_path.is_some() && !complete {
+        shared.resume_dirty.store(true, Ordering::Relaxed);
+    }
+    session.insert(shared.clone());
+    let tasks = vec![
+        tokio::spawn(shared.clone().run_timers(session.clone())),
+        tokio::spawn(crate::announce::run(shared.clone(), session.clone(), meta.trackers())),
+    ];
+    Ok(Added { shared, tasks })
+}
+
+/// Finds which pieces are already on disk: from resume data when its file stamps still match,
+/// re-hashing only pieces on changed files; otherwise by hashing everything present.
+async fn check_existing(
+    storage: &Arc<Storage>,
+    meta: &Metainfo,
+    resume: Option<&Path>,
+    ui: &Ui,
+    name: &str,
+) -> Result<Bitfield> {
+    let st = storage.clone();
+    let ih = meta.info_hash;
+    let resume = resume.map(Path::to_path_buf);
+    let total = meta.info.total_length();
+    let bar = ui.bytes_bar(&format!("checking {name}"), total);
+    let bar2 = bar.clone();
+    let have = tokio::task::spawn_blocking(move || -> Result<Bitfield> {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        if let Some(path) = resume.filter(|p| p.exists()) {
+            match ResumeData::load(&path, ih, st.layout()) {
+                Ok(saved) => {
+                    let trusted = storage::trusted_pieces(st.layout(), &saved, &st.stamps());
+                    let mut have = trusted.have;
+                    let g = *st.layout().geometry();
+                    for i in trusted.recheck.iter_ones() {
+                        if let Some(p) = g.piece(i) {
+                            bar2.inc(u64::from(g.piece_len(p)));
+                            if st.verify_piece(p).unwrap_or(false) {
+                                have.set(p);
+                            }
+                        }
+                    }
+                    tracing::info!(have = have.count(), rechecked = trusted.recheck.count(), "resumed");
+                    return Ok(have);
+                }
+                Err(e) => tracing::warn!(error = %e, "ignoring resume data; checking all data"),
+            }
+        }
+        st.verify_all(threads, &|n| bar2.inc(n))
+            .map_err(anyhow::Error::from)
+    })
+    .await
+    .context("check task")??;
+    bar.finish_and_clear();
+    Ok(have)
+}

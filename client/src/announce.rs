@@ -1,0 +1,214 @@
+//! Talking to HTTP trackers: started / periodic / completed / stopped announces over the
+//! torrent's tiers (BEP 12), with backoff on failure and an early announce when short of peers.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use rand::seq::SliceRandom;
+use tracker_proto::{AnnounceRequest, AnnounceResponse, Event, ParamBytes};
+
+use crate::session::Session;
+use crate::torrent::TorrentShared;
+
+/// Most bytes read from a tracker response.
+const MAX_RESPONSE: usize = 2 << 20;
+/// Used when a tracker gives no interval.
+const DEFAULT_INTERVAL: u64 = 1800;
+/// The shortest re-announce we allow ourselves when short of peers and the tracker set no
+/// `min interval`.
+const DEFAULT_MIN_INTERVAL: u64 = 30;
+/// How long a stopped announce may take at shutdown.
+const STOP_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Why one announce failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnnounceError {
+    /// The tracker answered `failure reason`.
+    #[error("tracker says: {0}")]
+    Failure(String),
+    /// HTTP or network trouble.
+    #[error("{0}")]
+    Http(String),
+    /// The body is not a tracker response.
+    #[error("bad response: {0}")]
+    Response(#[from] tracker_proto::ResponseError),
+    /// Only UDP or other unsupported trackers are listed.
+    #[error("unsupported tracker URL {0}")]
+    Unsupported(String),
+}
+
+/// The HTTP client used for every tracker.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("swarm/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default()
+}
+
+/// One announce to one URL.
+pub async fn announce_once(
+    http: &reqwest::Client,
+    url: &str,
+    req: &AnnounceRequest,
+) -> Result<AnnounceResponse, AnnounceError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) {
+        return Err(AnnounceError::Unsupported(url.to_owned()));
+    }
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let full = format!("{url}{sep}{}", req.to_query());
+    let mut resp = http
+        .get(&full)
+        .send()
+        .await
+        .map_err(|e| AnnounceError::Http(e.without_url().to_string()))?;
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| AnnounceError::Http(e.without_url().to_string()))?
+    {
+        if body.len() + chunk.len() > MAX_RESPONSE {
+            return Err(AnnounceError::Http("response too large".into()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    match AnnounceResponse::decode(&body) {
+        Err(tracker_proto::ResponseError::Failure(reason)) => Err(AnnounceError::Failure(reason)),
+        r => Ok(r?),
+    }
+}
+
+/// The announce loop of one torrent; ends with a `stopped` announce when the torrent stops.
+pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Vec<String>>) {
+    tiers.retain(|tier| !tier.is_empty());
+    if tiers.is_empty() {
+        return;
+    }
+    {
+        let mut rng = rand::thread_rng();
+        for tier in &mut tiers {
+            tier.shuffle(&mut rng);
+        }
+    }
+    let http = http_client();
+    let key = ParamBytes::new(format!("{:08x}", rand::random::<u32>()).as_bytes());
+    let mut done_rx = t.done.subscribe();
+    let mut event = Event::Started;
+    let mut next = Instant::now();
+    let mut last: Option<Instant> = None;
+    let mut min_interval = Duration::from_secs(DEFAULT_MIN_INTERVAL);
+    let mut failures = 0u32;
+    let mut was_done = *done_rx.borrow();
+    loop {
+        let sleep = tokio::time::sleep(next.saturating_duration_since(Instant::now()));
+        tokio::select! {
+            _ = t.cancel.cancelled() => break,
+            _ = sleep => {}
+            _ = t.announce_now.notified() => {
+                // Early announce: only past the minimum interval.
+                if let Some(l) = last {
+                    if l.elapsed() < min_interval {
+                        next = next.min(l + min_interval);
+                        continue;
+                    }
+                }
+            }
+            changed = done_rx.changed() => {
+                if changed.is_err() { break; }
+                let now_done = *done_rx.borrow();
+                if now_done && !was_done {
+                    event = Event::Completed;
+                }
+                was_done = now_done;
+            }
+        }
+        let req = request(&t, &session, event, key);
+        match announce_tiers(&http, &mut tiers, &req).await {
+            Ok(resp) => {
+                failures = 0;
+                t.tracker_ok.store(true, Ordering::Relaxed);
+                let n = resp.peers.len();
+                t.candidates.lock().add(resp.peers.iter().copied(), Instant::now());
+                let interval = resp.interval.map_or(DEFAULT_INTERVAL, u64::from).clamp(30, 4 * 3600);
+                min_interval = Duration::from_secs(
+                    resp.min_interval.map_or(DEFAULT_MIN_INTERVAL, u64::from).clamp(10, interval),
+                );
+                let mut status = format!(
+                    "tracker ok: {} peers, {} seeds, {} leechers",
+                    n,
+                    resp.complete.unwrap_or(0),
+                    resp.incomplete.unwrap_or(0)
+                );
+                if let Some(w) = &resp.warning {
+                    status.push_str(&format!(" (warning: {w})"));
+                    tracing::warn!(torrent = %t.name, warning = %w, "tracker warning");
+                }
+                tracing::debug!(torrent = %t.name, peers = n, interval, "announced");
+                *t.tracker_status.lock() = status;
+                event = Event::None;
+                next = Instant::now() + Duration::from_secs(interval);
+            }
+            Err(e) => {
+                failures += 1;
+                let backoff = Duration::from_secs((15u64 << failures.min(7)).min(1800));
+                tracing::warn!(torrent = %t.name, error = %e, retry_in = backoff.as_secs(), "announce failed");
+                *t.tracker_status.lock() = format!("tracker error: {e} (retry in {}s)", backoff.as_secs());
+                next = Instant::now() + backoff;
+            }
+        }
+        last = Some(Instant::now());
+    }
+    if last.is_some() {
+        let req = request(&t, &session, Event::Stopped, key);
+        let _ = tokio::time::timeout(STOP_TIMEOUT, announce_tiers(&http, &mut tiers, &req)).await;
+    }
+}
+
+fn request(t: &TorrentShared, session: &Session, event: Event, key: Option<ParamBytes>) -> AnnounceRequest {
+    let st = t.stats();
+    AnnounceRequest {
+        info_hash: t.info_hash,
+        peer_id: session.peer_id,
+        port: session.port.max(1),
+        uploaded: st.uploaded,
+        downloaded: st.downloaded,
+        left: st.left,
+        event,
+        compact: true,
+        no_peer_id: true,
+        numwant: Some(if event == Event::Stopped { 0 } else { 50 }),
+        key,
+        trackerid: None,
+        ip: None,
+    }
+}
+
+/// BEP 12: try each tier in order, each URL of a tier in order; a URL that answers moves to the
+/// front of its tier.
+async fn announce_tiers(
+    http: &reqwest::Client,
+    tiers: &mut [Vec<String>],
+    req: &AnnounceRequest,
+) -> Result<AnnounceResponse, AnnounceError> {
+    let mut last_err = None;
+    for tier in tiers.iter_mut() {
+        for i in 0..tier.len() {
+            let url = tier[i].clone();
+            match announce_once(http, &url, req).await {
+                Ok(r) => {
+                    let u = tier.remove(i);
+                    tier.insert(0, u);
+                    return Ok(r);
+                }
+                Err(e) => {
+                    tracing::debug!(%url, error = %e, "tracker failed");
+                    last_err = Some(e);
+                }
+            }
+        }
+    }
+    Err(last_err.unwrap_or_else(|| AnnounceError::Http("no trackers".into())))
+}

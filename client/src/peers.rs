@@ -1,0 +1,159 @@
+//! Peer addresses we may dial: learned from trackers, retried with backoff, bounded.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use crate::session::Session;
+use crate::torrent::TorrentShared;
+
+/// Most addresses remembered per torrent; past it new ones are dropped.
+pub const MAX_CANDIDATES: usize = 2_000;
+/// Dials in flight per torrent.
+pub const MAX_DIALING: usize = 16;
+/// Failed dials before an address is forgotten.
+const MAX_FAILURES: u32 = 6;
+
+#[derive(Debug, Clone)]
+struct Candidate {
+    failures: u32,
+    next_try: Instant,
+    connected: bool,
+}
+
+/// The addresses one torrent may dial.
+#[derive(Debug, Default)]
+pub struct Candidates {
+    map: HashMap<SocketAddr, Candidate>,
+}
+
+impl Candidates {
+    /// Adds addresses (from a tracker); known ones keep their state.
+    pub fn add(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, now: Instant) {
+        for a in addrs {
+            let a = SocketAddr::new(a.ip().to_canonical(), a.port());
+            if a.port() == 0 || a.ip().is_unspecified() || a.ip().is_multicast() {
+                continue;
+            }
+            if self.map.len() >= MAX_CANDIDATES && !self.map.contains_key(&a) {
+                break;
+            }
+            self.map.entry(a).or_insert(Candidate {
+                failures: 0,
+                next_try: now,
+                connected: false,
+            });
+        }
+    }
+
+    /// Up to `n` addresses due for a dial; they are marked as connecting.
+    pub fn take_due(&mut self, n: usize, now: Instant, skip: impl Fn(SocketAddr) -> bool) -> Vec<SocketAddr> {
+        let mut out = Vec::new();
+        for (a, c) in self.map.iter_mut() {
+            if out.len() >= n {
+                break;
+            }
+            if !c.connected && c.next_try <= now && !skip(*a) {
+                c.connected = true;
+                out.push(*a);
+            }
+        }
+        out
+    }
+
+    /// A dial or a connection to `a` ended; `ok` if it got past the handshake.
+    pub fn finished(&mut self, a: SocketAddr, ok: bool, now: Instant) {
+        let Some(c) = self.map.get_mut(&a) else { return };
+        c.connected = false;
+        if ok {
+            c.failures = 0;
+            c.next_try = now + Duration::from_secs(60);
+        } else {
+            c.failures += 1;
+            if c.failures >= MAX_FAILURES {
+                self.map.remove(&a);
+                return;
+            }
+            c.next_try = now + Duration::from_secs(15 << c.failures.min(6));
+        }
+    }
+
+    /// Addresses known.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no address is known.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
+/// Starts dials until the torrent has enough peers (or runs out of addresses).
+pub fn dial_more(t: &Arc<TorrentShared>, session: &Arc<Session>) {
+    let connected = t.conns.lock().len();
+    let dialing = t.dialing.load(Ordering::Relaxed);
+    let want = session.config.max_outgoing.saturating_sub(connected + dialing);
+    let want = want.min(MAX_DIALING.saturating_sub(dialing));
+    if want == 0 {
+        return;
+    }
+    let (seed, connected_addrs): (bool, Vec<_>) = {
+        let e = t.engine.lock();
+        (e.is_complete(), e.peer_addrs().collect())
+    };
+    let now = Instant::now();
+    // Banned addresses are refused by the engine after the handshake.
+    let addrs = t
+        .candidates
+        .lock()
+        .take_due(want, now, |a| connected_addrs.contains(&a) || session.is_own_addr(a));
+    if addrs.is_empty() {
+        if connected < 5 && !seed {
+            t.announce_now.notify_one();
+        }
+        return;
+    }
+    for a in addrs {
+        t.dialing.fetch_add(1, Ordering::Relaxed);
+        let t = t.clone();
+        let s = session.clone();
+        tokio::spawn(async move {
+            let ok = s.dial(&t, a).await;
+            t.candidates.lock().finished(a, ok, Instant::now());
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_and_forget() {
+        let t0 = Instant::now();
+        let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+        let mut c = Candidates::default();
+        c.add([a, "0.0.0.0:1".parse().unwrap(), "127.0.0.1:0".parse().unwrap()], t0);
+        assert_eq!(c.len(), 1);
+        assert_eq!(c.take_due(10, t0, |_| false), vec![a]);
+        assert!(c.take_due(10, t0, |_| false).is_empty(), "in flight");
+        c.finished(a, false, t0);
+        assert!(c.take_due(10, t0, |_| false).is_empty(), "backing off");
+        assert_eq!(c.take_due(10, t0 + Duration::from_secs(31), |_| false), vec![a]);
+        for _ in 0..MAX_FAILURES {
+            c.finished(a, false, t0);
+        }
+        assert!(c.is_empty());
+    }
+
+    #[test]
+    fn bounded() {
+        let t0 = Instant::now();
+        let mut c = Candidates::default();
+        c.add((1..=5000u16).map(|p| SocketAddr::from(([127, 0, 0, 1], p))), t0);
+        assert_eq!(c.len(), MAX_CANDIDATES);
+    }
+}

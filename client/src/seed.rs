@@ -1,0 +1,215 @@
+//! `swarm seed`: hash files into torrents (or take an existing .torrent and its data) and seed
+//! them until Ctrl-C, with a tracker in the same process when none is named.
+
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use metainfo::{Metainfo, TorrentBuilder};
+use storage::Mode;
+use tokio_util::sync::CancellationToken;
+
+use crate::add::{AddOptions, add};
+use crate::limit::parse_size;
+use crate::options::NetArgs;
+use crate::progress::Ui;
+use crate::session::Session;
+
+/// Port of the embedded tracker unless `--tracker-port` says otherwise.
+pub const DEFAULT_TRACKER_PORT: u16 = 6969;
+
+/// `swarm seed PATH... [--tracker URL]... [--piece-size SIZE] [--torrent OUT] [--data PATH]`
+#[derive(Debug, Args)]
+pub struct SeedArgs {
+    /// Files or directories to seed (each becomes its own torrent), or a .torrent with --data.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Tracker announce URL to put in new torrents (repeatable). Without one, a tracker runs in
+    /// this process.
+    #[arg(long = "tracker", value_name = "URL")]
+    pub trackers: Vec<String>,
+    /// Piece size for new torrents (power of two, at least 16K).
+    #[arg(long, value_name = "SIZE", default_value = "256K", value_parser = parse_size)]
+    pub piece_size: u64,
+    /// Where to write the new .torrent (default: PATH.torrent beside PATH); one PATH only.
+    #[arg(long, value_name = "OUT")]
+    pub torrent: Option<PathBuf>,
+    /// The data of an existing .torrent given as PATH: the file (single-file torrent) or the
+    /// top directory (multi-file). It is verified before seeding.
+    #[arg(long, value_name = "PATH")]
+    pub data: Option<PathBuf>,
+    /// Port of the embedded tracker.
+    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_TRACKER_PORT)]
+    pub tracker_port: u16,
+    /// Host name or address other machines reach this one by, for the embedded tracker's URL
+    /// (default: this machine's outward-facing address).
+    #[arg(long, value_name = "HOST")]
+    pub announce_host: Option<String>,
+    #[command(flatten)]
+    pub net: NetArgs,
+}
+
+/// Runs `swarm seed` until `shutdown`.
+pub async fn run(args: SeedArgs, shutdown: CancellationToken) -> Result<ExitCode> {
+    let ui = Ui::new(args.net.quiet);
+    if args.torrent.is_some() && args.paths.len() != 1 {
+        bail!("--torrent needs exactly one PATH");
+    }
+    if args.data.is_some() && args.paths.len() != 1 {
+        bail!("--data needs exactly one PATH (the .torrent)");
+    }
+    let session = Session::start(args.net.session_config(), shutdown.clone()).await?;
+
+    let mut trackers = args.trackers.clone();
+    let needs_tracker = trackers.is_empty() && args.data.is_none();
+    if needs_tracker {
+        let url = start_embedded_tracker(&args, &shutdown).await?;
+        ui.println(format!("tracker: {url} (embedded)"));
+        trackers.push(url);
+    }
+
+    let mut added = Vec::new();
+    for path in &args.paths {
+        let (meta, opts) = if let Some(data) = &args.data {
+            existing_torrent(path, data)?
+        } else {
+            create_torrent(&args, path, &trackers, &ui).await?
+        };
+        let magnet = meta.magnet().to_string();
+        let ih = meta.info_hash;
+        let a = add(&session, meta, opts, &ui).await?;
+        ui.println(format!("seeding {}\n  info-hash: {ih}\n  magnet:    {magnet}", a.shared.name));
+        added.push(a);
+    }
+    ui.println(format!("listening on port {}; Ctrl-C to stop", session.port));
+    let mut displays = Vec::new();
+    for a in &added {
+        displays.push(ui.track(a.shared.clone()));
+    }
+    // Seed until told to stop, or until a torrent fails.
+    let failed = loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break None,
+            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
+        if let Some(e) = added.iter().find_map(|a| a.shared.error.lock().clone()) {
+            break Some(e);
+        }
+    };
+    shutdown.cancel();
+    crate::fetch::finish(&added).await;
+    for d in displays {
+        let _ = d.await;
+    }
+    let up: u64 = added.iter().map(|a| a.shared.stats().uploaded).sum();
+    ui.println(format!("stopped; uploaded {}", indicatif::HumanBytes(up)));
+    match failed {
+        Some(e) => bail!(e),
+        None => Ok(ExitCode::SUCCESS),
+    }
+}
+
+async fn start_embedded_tracker(args: &SeedArgs, shutdown: &CancellationToken) -> Result<String> {
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.tracker_port));
+    let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!(
+            "cannot start the embedded tracker on {addr} (use --tracker-port, or --tracker URL to use another tracker)"
+        )
+    })?;
+    let port = listener.local_addr()?.port();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let cfg = tracker::Config::default();
+        if let Err(e) = tracker::run(vec![listener], cfg, stop.cancelled_owned()).await {
+            tracing::error!(error = %e, "embedded tracker stopped");
+        }
+    });
+    let host = args.announce_host.clone().unwrap_or_else(outward_address);
+    let host = if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host
+    };
+    Ok(format!("http://{host}:{port}/announce"))
+}
+
+/// The address this machine uses towards other hosts (no packet is sent: connecting a UDP
+/// socket only selects a route). Falls back to loopback on a machine without a route.
+fn outward_address() -> String {
+    let probe = || -> std::io::Result<std::net::IpAddr> {
+        let s = UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
+        s.connect((Ipv4Addr::new(192, 0, 2, 1), 9))?;
+        Ok(s.local_addr()?.ip())
+    };
+    match probe() {
+        Ok(ip) if !ip.is_unspecified() => ip.to_string(),
+        _ => Ipv4Addr::LOCALHOST.to_string(),
+    }
+}
+
+async fn create_torrent(args: &SeedArgs, path: &Path, trackers: &[String], ui: &Ui) -> Result<(Metainfo, AddOptions)> {
+    let meta_path = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
+    if !(meta_path.is_file() || meta_path.is_dir()) {
+        bail!("{}: not a file or directory", path.display());
+    }
+    let piece = u32::try_from(args.piece_size).context("--piece-size too large")?;
+    let abs = std::path::absolute(path).with_context(|| format!("{}", path.display()))?;
+    let total = crate::create::total_size(&abs)?;
+    let bar = ui.bytes_bar("hashing", total);
+    let bar2 = bar.clone();
+    let builder = TorrentBuilder::new(abs.clone())
+        .piece_length(piece)
+        .trackers(vec![trackers.to_vec()])
+        .created_by(concat!("swarm ", env!("CARGO_PKG_VERSION")));
+    let meta = tokio::task::spawn_blocking(move || builder.build(&|n| bar2.inc(n)))
+        .await
+        .context("hashing task")?
+        .with_context(|| format!("hashing {}", path.display()))?;
+    bar.finish_and_clear();
+    let out = match &args.torrent {
+        Some(t) => t.clone(),
+        None => {
+            let mut s = abs.clone().into_os_string();
+            s.push(".torrent");
+            PathBuf::from(s)
+        }
+    };
+    std::fs::write(&out, meta.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
+    ui.println(format!("wrote {}", out.display()));
+    let out_dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    Ok((
+        meta,
+        AddOptions {
+            out_dir,
+            rename_root: None,
+            mode: Mode::ReadOnly,
+            trusted_complete: true,
+            resume: false,
+        },
+    ))
+}
+
+fn existing_torrent(torrent: &Path, data: &Path) -> Result<(Metainfo, AddOptions)> {
+    let meta = crate::fetch::load_torrent(torrent)?;
+    let abs = std::path::absolute(data).with_context(|| format!("{}", data.display()))?;
+    if !abs.exists() {
+        bail!("{}: no such file or directory", data.display());
+    }
+    let root = abs
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .context("--data names no file")?;
+    let out_dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    Ok((
+        meta,
+        AddOptions {
+            out_dir,
+            rename_root: Some(root),
+            mode: Mode::ReadOnly,
+            trusted_complete: false,
+            resume: false,
+        },
+    ))
+}

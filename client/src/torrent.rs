@@ -1,0 +1,231 @@
+//! One torrent in the shell: the engine behind a lock, its storage, its connections, its timers,
+//! and the disk jobs that verify and write pieces.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use engine::{Event, PeerKey, PieceOutcome, Stats};
+use metainfo::{InfoHash, PieceIndex};
+use parking_lot::Mutex;
+use sha1::{Digest, Sha1};
+use storage::{ResumeData, Storage};
+use tokio::sync::{Notify, Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+
+use crate::peers::Candidates;
+
+/// What a connection task needs to be told from outside.
+#[derive(Debug)]
+pub struct Conn {
+    /// Output is queued for this peer.
+    pub notify: Arc<Notify>,
+    /// Drop the connection.
+    pub cancel: CancellationToken,
+    /// The peer's address.
+    pub addr: SocketAddr,
+}
+
+/// The shared state of one torrent.
+#[derive(Debug)]
+pub struct TorrentShared {
+    /// The torrent's name (for displays and hooks).
+    pub name: String,
+    /// Its info-hash.
+    pub info_hash: InfoHash,
+    /// Total bytes.
+    pub total_len: u64,
+    /// The protocol state machine.
+    pub engine: Mutex<engine::Torrent>,
+    /// The data on disk.
+    pub storage: Arc<Storage>,
+    /// Live connections by engine key.
+    pub conns: Mutex<HashMap<PeerKey, Conn>>,
+    /// Addresses to dial.
+    pub candidates: Mutex<Candidates>,
+    /// Dials in progress.
+    pub dialing: AtomicUsize,
+    /// Verify+write jobs allowed at once.
+    pub disk: Arc<Semaphore>,
+    /// True once every piece is verified and on disk.
+    pub done: watch::Sender<bool>,
+    /// A fatal error (disk full, unwritable directory): the torrent stops.
+    pub error: Mutex<Option<String>>,
+    /// Stops every task of this torrent.
+    pub cancel: CancellationToken,
+    /// Ask the announcer for an early announce (short of peers, or completed).
+    pub announce_now: Notify,
+    /// The last thing a tracker said, for displays.
+    pub tracker_status: Mutex<String>,
+    /// Some tracker answered at least once.
+    pub tracker_ok: AtomicBool,
+    /// Where resume data is kept.
+    pub resume_path: Option<PathBuf>,
+    /// Pieces changed since the last resume save.
+    pub resume_dirty: AtomicBool,
+    /// Where the data lives (for hooks and messages).
+    pub data_path: PathBuf,
+    /// When the torrent started in this process.
+    pub started: Instant,
+    /// Bytes still missing when it started (for the summary).
+    pub left_at_start: u64,
+}
+
+impl TorrentShared {
+    /// Runs `f` on the engine under its lock, then acts on the events it produced.
+    pub fn with_engine<R>(self: &Arc<Self>, f: impl FnOnce(&mut engine::Torrent, Instant) -> R) -> R {
+        let mut events = Vec::new();
+        let r = {
+            let mut e = self.engine.lock();
+            let r = f(&mut e, Instant::now());
+            while let Some(ev) = e.poll_event() {
+                events.push(ev);
+            }
+            r
+        };
+        for ev in events {
+            self.act(ev);
+        }
+        r
+    }
+
+    fn act(self: &Arc<Self>, ev: Event) {
+        match ev {
+            Event::Wake(k) => {
+                if let Some(c) = self.conns.lock().get(&k) {
+                    c.notify.notify_one();
+                }
+            }
+            Event::Disconnect(k, why) => {
+                if let Some(c) = self.conns.lock().get(&k) {
+                    tracing::debug!(peer = %c.addr, reason = %why, "disconnecting");
+                    c.cancel.cancel();
+                }
+            }
+            Event::PieceReady { piece, data } => self.spawn_verify(piece, data),
+            Event::PieceDone(_) => self.resume_dirty.store(true, Ordering::Relaxed),
+            Event::Completed => {
+                let me = self.clone();
+                tokio::spawn(async move {
+                    let st = me.storage.clone();
+                    let flushed = tokio::task::spawn_blocking(move || st.flush()).await;
+                    if let Ok(Err(e)) = flushed {
+                        me.fail(e.to_string());
+                        return;
+                    }
+                    me.save_resume().await;
+                    me.done.send_replace(true);
+                    me.announce_now.notify_one();
+                });
+            }
+        }
+    }
+
+    /// Hashes a complete piece off the async threads, writes it if it matches, and reports back.
+    fn spawn_verify(self: &Arc<Self>, piece: PieceIndex, data: Vec<u8>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            let Ok(permit) = me.disk.clone().acquire_owned().await else {
+                return;
+            };
+            let st = me.storage.clone();
+            let job = tokio::task::spawn_blocking(move || {
+                let _permit = permit;
+                let ok = st
+                    .layout()
+                    .piece_hash(piece)
+                    .is_some_and(|want| Sha1::digest(&data).as_slice() == want);
+                if !ok {
+                    return Ok(PieceOutcome::HashFailed);
+                }
+                st.write_piece(piece, &data).map(|()| PieceOutcome::Written)
+            });
+            let outcome = match job.await {
+                Ok(Ok(o)) => o,
+                Ok(Err(e)) => {
+                    me.fail(e.to_string());
+                    PieceOutcome::WriteFailed
+                }
+                Err(e) => {
+                    me.fail(format!("disk task failed: {e}"));
+                    PieceOutcome::WriteFailed
+                }
+            };
+            if outcome == PieceOutcome::HashFailed {
+                tracing::info!(piece = piece.get(), "piece failed its hash check; fetching it again");
+            }
+            me.with_engine(|e, now| e.piece_written(piece, outcome, now));
+        });
+    }
+
+    /// Stops the torrent with an error the user will see.
+    pub fn fail(&self, msg: String) {
+        let mut err = self.error.lock();
+        if err.is_none() {
+            tracing::error!(torrent = %self.name, error = %msg, "torrent stopped");
+            *err = Some(msg);
+        }
+        self.cancel.cancel();
+    }
+
+    /// Counters for displays.
+    pub fn stats(&self) -> Stats {
+        self.engine.lock().stats()
+    }
+
+    /// Writes resume data (verified pieces and file stamps) atomically, after flushing.
+    pub async fn save_resume(self: &Arc<Self>) {
+        let Some(path) = self.resume_path.clone() else {
+            return;
+        };
+        self.resume_dirty.store(false, Ordering::Relaxed);
+        let have = self.engine.lock().have().clone();
+        let st = self.storage.clone();
+        let info_hash = self.info_hash;
+        let r = tokio::task::spawn_blocking(move || {
+            st.flush().map_err(|e| e.to_string())?;
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+            }
+            let data = ResumeData {
+                info_hash,
+                have,
+                files: st.stamps(),
+            };
+            data.save_atomic(&path).map_err(|e| e.to_string())
+        })
+        .await;
+        match r {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "could not save resume data"),
+            Err(e) => tracing::warn!(error = %e, "resume task failed"),
+        }
+    }
+
+    /// The periodic driver: engine timers, dialing, resume saves. Ends when the torrent stops.
+    pub async fn run_timers(self: Arc<Self>, session: Arc<crate::session::Session>) {
+        let mut last_save = Instant::now();
+        loop {
+            let deadline = {
+                let e = self.engine.lock();
+                e.poll_timeout(Instant::now())
+            };
+            let sleep = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_millis(50));
+            tokio::select! {
+                _ = self.cancel.cancelled() => break,
+                _ = tokio::time::sleep(sleep) => {}
+            }
+            self.with_engine(|e, now| e.handle_timeout(now));
+            crate::peers::dial_more(&self, &session);
+            if self.resume_dirty.load(Ordering::Relaxed) && last_save.elapsed() > Duration::from_secs(30) {
+                last_save = Instant::now();
+                self.save_resume().await;
+            }
+        }
+    }
+}
