@@ -4,10 +4,12 @@
 //! `&mut impl rand::Rng`. The crate opens no sockets, reads no clock and touches no files; the
 //! client shell drives it and performs the I/O it asks for.
 //!
-//! - `picker`: which blocks to request from which peer (rarest first, end-game).
-//! - `choker`: which peers we upload to (tit-for-tat, optimistic unchoke, anti-snubbing).
+//! - [`picker`]: which blocks to request from which peer (rarest first, end-game).
+//! - [`choker`]: which peers we upload to (tit-for-tat, optimistic unchoke, anti-snubbing).
 //! - [`pipeline`]: how many requests to keep outstanding per peer.
 //! - [`rate`]: a sliding-window bytes/second estimator.
 
+pub mod choker;
+pub mod picker;
 pub mod pipeline;
 pub mod rate;

@@ -1,0 +1,638 @@
+//! The piece picker: which blocks to request from which peer.
+//!
+//! It tracks, for one torrent, the pieces we have, how many connected peers have each piece, and
+//! the block-by-block state of the pieces in progress; given a peer's bitfield it hands out
+//! blocks to request and marks them requested. The rules (libtorrent's `piece_picker`, and
+//! Transmission's wishlist, as PROTOCOL.md summarises them):
+//!
+//! 1. Pieces in progress come first: a peer is fed from the partial pieces it has (rarest of
+//!    them first, then the one with the fewest free blocks) before any new piece is started.
+//!    This finishes partial pieces first at equal rarity, and keeps few pieces open.
+//! 2. A new piece is the rarest one the peer has (fewest connected peers have it), with ties
+//!    broken at random. Until we have [`PickerConfig::random_first`] pieces the new piece is
+//!    drawn at random from the ones the peer has instead, so a fresh swarm does not all chase
+//!    the same rare piece and we quickly hold something to trade.
+//! 3. [`PickerConfig::max_partial`] caps the pieces being downloaded. At the cap a peer is fed
+//!    only from pieces in progress; a peer that none of them can feed may still start one new
+//!    piece per call (a hard cap would leave it idle while its pieces wait for slow peers).
+//! 4. Never a piece we have, never a block already received, never a block the peer already
+//!    has outstanding (the caller's `peer_outstanding`).
+//! 5. End-game begins only when no block is free: every missing block is requested or received.
+//!    Then a peer with nothing outstanding may get ONE block that another peer is already
+//!    fetching (the one with the fewest requesters), as libtorrent does; the caller sends CANCEL
+//!    to the other requesters when a copy arrives.
+//! 6. A piece that fails its hash check becomes entirely free again.
+//!
+//! Cost: [`Picker::pick`] looks at the pieces in progress (a short list) and only searches for a
+//! new piece when those cannot feed the peer. That search walks the availability buckets from the
+//! rarest up and stops at the first piece the peer can give; if it has not found one after
+//! [`SCAN_BUDGET`] entries it falls back to one pass over the peer's bitfield in 64-bit words,
+//! skipping words with nothing to offer. Availability updates are O(1) per piece.
+
+mod availability;
+mod partial;
+#[cfg(test)]
+mod tests;
+
+use metainfo::{Bitfield, BlockRef, Geometry, PieceIndex};
+use rand::Rng;
+
+use availability::Availability;
+use partial::{Block, Partial};
+
+/// Entries of the availability order the rarest-first search looks at before it falls back to
+/// a pass over the peer's bitfield.
+pub const SCAN_BUDGET: usize = 256;
+
+/// Marks a piece with no entry in the partial list.
+const NO_SLOT: u32 = u32::MAX;
+
+/// Tunables of the [`Picker`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PickerConfig {
+    /// Until we have this many pieces, new pieces are picked at random (4).
+    pub random_first: u32,
+    /// Pieces being downloaded above which no new piece is started for a peer that pieces in
+    /// progress can feed (a fair value is `max(16, 2 * peers)`; [`Picker::set_max_partial`]
+    /// updates it as peers come and go).
+    pub max_partial: usize,
+}
+
+impl Default for PickerConfig {
+    fn default() -> Self {
+        PickerConfig {
+            random_first: 4,
+            max_partial: 32,
+        }
+    }
+}
+
+/// What [`Picker::block_received`] made of an incoming block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlockReceived {
+    /// The first copy of a block of a piece in progress (requested, or freed after its request
+    /// was dropped); `piece_complete` when every block of the piece is now in, ready to hash.
+    Fresh {
+        /// Every block of the piece has arrived.
+        piece_complete: bool,
+    },
+    /// We already had this block (end-game duplicate, or a piece already verified).
+    Duplicate,
+    /// A block of a piece nobody is downloading: nobody asked for it.
+    NotRequested,
+}
+
+/// Piece and block selection for one torrent.
+#[derive(Debug, Clone)]
+pub struct Picker {
+    geometry: Geometry,
+    config: PickerConfig,
+    /// Verified pieces.
+    have: Bitfield,
+    /// Bytes in verified pieces.
+    have_bytes: u64,
+    /// Pieces in the partial list (downloading, or complete and awaiting the hash check).
+    started: Bitfield,
+    availability: Availability,
+    partials: Vec<Partial>,
+    /// Index of each piece in `partials`, or [`NO_SLOT`].
+    slot: Vec<u32>,
+    /// Free blocks over all missing pieces (a piece not started counts all its blocks).
+    free_blocks: u64,
+    /// Reused by `pick` to order the partial pieces: (availability, free blocks, index).
+    scratch: Vec<(u32, u32, usize)>,
+}
+
+impl Picker {
+    /// A picker for a torrent of `geometry` of which we already have `have` (verified pieces).
+    pub fn new(geometry: Geometry, have: Bitfield, config: PickerConfig) -> Self {
+        let n = geometry.piece_count();
+        let have = if have.len() == n {
+            have
+        } else {
+            Bitfield::new(n)
+        };
+        let mut have_bytes = 0;
+        let mut free_blocks = 0;
+        for p in geometry.pieces() {
+            if have.has(p) {
+                have_bytes += u64::from(geometry.piece_len(p));
+            } else {
+                free_blocks += u64::from(geometry.block_count(p));
+            }
+        }
+        Picker {
+            availability: Availability::new(&have),
+            started: Bitfield::new(n),
+            slot: vec![NO_SLOT; n as usize],
+            partials: Vec::new(),
+            geometry,
+            config,
+            have,
+            have_bytes,
+            free_blocks,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The torrent's geometry.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
+    /// Verified pieces.
+    pub fn have(&self) -> &Bitfield {
+        &self.have
+    }
+
+    /// True when every piece is verified.
+    pub fn is_complete(&self) -> bool {
+        self.have.is_full()
+    }
+
+    /// Bytes in pieces not yet verified.
+    pub fn bytes_left(&self) -> u64 {
+        self.geometry.total_len() - self.have_bytes
+    }
+
+    /// True while we lack piece `p` (the O(1) interest test for a HAVE of `p`).
+    pub fn wants(&self, p: PieceIndex) -> bool {
+        !self.have.has(p)
+    }
+
+    /// Peers known to have piece `p`.
+    pub fn availability(&self, p: PieceIndex) -> u32 {
+        self.availability.get(p)
+    }
+
+    /// Pieces in progress (including complete ones awaiting their hash check).
+    pub fn partial_count(&self) -> usize {
+        self.partials.len()
+    }
+
+    /// Changes the cap on pieces being downloaded (e.g. as the number of peers changes).
+    pub fn set_max_partial(&mut self, max_partial: usize) {
+        self.config.max_partial = max_partial;
+    }
+
+    /// A peer's BITFIELD (or HAVE ALL as a full one): each of its pieces gains a peer.
+    pub fn peer_bitfield(&mut self, bf: &Bitfield) {
+        for i in bf.iter_ones() {
+            if let Some(p) = self.geometry.piece(i) {
+                self.availability.increment(p);
+            }
+        }
+    }
+
+    /// A peer's HAVE of piece `p`.
+    pub fn peer_have(&mut self, p: PieceIndex) {
+        self.availability.increment(p);
+    }
+
+    /// A peer left: remove the contribution of its final bitfield `bf`.
+    pub fn peer_gone(&mut self, bf: &Bitfield) {
+        for i in bf.iter_ones() {
+            if let Some(p) = self.geometry.piece(i) {
+                self.availability.decrement(p);
+            }
+        }
+    }
+
+    /// True if `peer` has a piece we lack. O(1) when it has more pieces than we do, otherwise
+    /// one pass over the bitfields in 64-bit words that stops at the first such piece.
+    pub fn is_interesting(&self, peer: &Bitfield) -> bool {
+        if self.is_complete() || peer.is_none() {
+            return false;
+        }
+        if peer.len() == self.have.len() && peer.count() > self.have.count() {
+            return true;
+        }
+        let mut found = false;
+        for_each_one(peer, &self.have, &self.have, |_| {
+            found = true;
+            false
+        });
+        found
+    }
+
+    /// True in end-game: no block is free, every missing block is requested or received.
+    pub fn in_endgame(&self) -> bool {
+        self.free_blocks == 0 && !self.is_complete()
+    }
+
+    /// Appends to `out` up to `max` blocks to request from a peer with bitfield `peer`, and
+    /// marks them requested. `peer_outstanding` says whether the peer already has a block
+    /// requested; in end-game it also decides whether the peer may take a busy block (only when
+    /// it has none of the blocks in progress outstanding).
+    pub fn pick(
+        &mut self,
+        peer: &Bitfield,
+        peer_outstanding: &dyn Fn(BlockRef) -> bool,
+        max: usize,
+        rng: &mut impl Rng,
+        out: &mut Vec<BlockRef>,
+    ) {
+        if max == 0 || self.is_complete() {
+            return;
+        }
+        let start = out.len();
+        let downloading = self.pick_from_partials(peer, peer_outstanding, max, out);
+        self.pick_new_pieces(peer, peer_outstanding, max, start, downloading, rng, out);
+        if out.len() == start && self.free_blocks == 0 {
+            self.pick_busy(peer, peer_outstanding, out);
+        }
+    }
+
+    /// Feeds the peer from pieces in progress; returns how many pieces are being downloaded.
+    fn pick_from_partials(
+        &mut self,
+        peer: &Bitfield,
+        peer_outstanding: &dyn Fn(BlockRef) -> bool,
+        max: usize,
+        out: &mut Vec<BlockRef>,
+    ) -> usize {
+        let start = out.len();
+        let mut order = std::mem::take(&mut self.scratch);
+        order.clear();
+        let mut downloading = 0;
+        for (i, pp) in self.partials.iter().enumerate() {
+            if !pp.is_full() {
+                downloading += 1;
+            }
+            if pp.free() > 0 && peer.has(pp.piece) {
+                order.push((self.availability.get(pp.piece), pp.free(), i));
+            }
+        }
+        order.sort_unstable();
+        for &(_, _, i) in &order {
+            let room = max - (out.len() - start);
+            if room == 0 {
+                break;
+            }
+            self.take_from(i, room, peer_outstanding, out);
+        }
+        self.scratch = order;
+        downloading
+    }
+
+    /// Starts new pieces while the peer has room, within the partial cap.
+    #[allow(clippy::too_many_arguments)]
+    fn pick_new_pieces(
+        &mut self,
+        peer: &Bitfield,
+        peer_outstanding: &dyn Fn(BlockRef) -> bool,
+        max: usize,
+        start: usize,
+        mut downloading: usize,
+        rng: &mut impl Rng,
+        out: &mut Vec<BlockRef>,
+    ) {
+        while out.len() - start < max {
+            if downloading >= self.config.max_partial && out.len() > start {
+                break;
+            }
+            let Some(p) = self.find_new_piece(peer, rng) else {
+                break;
+            };
+            let i = self.start_piece(p);
+            downloading += 1;
+            let room = max - (out.len() - start);
+            if self.take_from(i, room, peer_outstanding, out) == 0 {
+                // Every block of it is outstanding on this peer already (the caller kept
+                // requests we were told were dropped): leave the piece alone.
+                self.unstart(i);
+                break;
+            }
+        }
+    }
+
+    /// Requests up to `room` free blocks of partial `i` the peer does not have outstanding.
+    fn take_from(
+        &mut self,
+        i: usize,
+        room: usize,
+        peer_outstanding: &dyn Fn(BlockRef) -> bool,
+        out: &mut Vec<BlockRef>,
+    ) -> usize {
+        let geometry = self.geometry;
+        let Some(pp) = self.partials.get_mut(i) else {
+            return 0;
+        };
+        let piece = pp.piece;
+        let taken = pp.take_free(room, |n| match geometry.block_at(piece, n) {
+            Some(b) if !peer_outstanding(b) => {
+                out.push(b);
+                true
+            }
+            _ => false,
+        });
+        self.free_blocks = self.free_blocks.saturating_sub(taken as u64);
+        taken
+    }
+
+    /// End-game: one block another peer is fetching, if the peer has nothing in progress
+    /// outstanding. Prefers the block with the fewest requesters, then the rarest piece.
+    fn pick_busy(
+        &mut self,
+        peer: &Bitfield,
+        peer_outstanding: &dyn Fn(BlockRef) -> bool,
+        out: &mut Vec<BlockRef>,
+    ) {
+        let mut best: Option<((u16, u32), usize, u32)> = None;
+        for (i, pp) in self.partials.iter().enumerate() {
+            if pp.requested() == 0 || !peer.has(pp.piece) {
+                continue;
+            }
+            let avail = self.availability.get(pp.piece);
+            for (n, requesters) in pp.busy_blocks() {
+                let Some(b) = self.geometry.block_at(pp.piece, n) else {
+                    continue;
+                };
+                if peer_outstanding(b) {
+                    return;
+                }
+                let key = (requesters, avail);
+                if best.is_none_or(|(k, _, _)| key < k) {
+                    best = Some((key, i, n));
+                }
+            }
+        }
+        let Some((_, i, n)) = best else {
+            return;
+        };
+        if let Some(pp) = self.partials.get_mut(i) {
+            pp.request(n);
+            if let Some(b) = self.geometry.block_at(pp.piece, n) {
+                tracing::trace!(piece = b.piece().get(), begin = b.begin(), "end-game block");
+                out.push(b);
+            }
+        }
+    }
+
+    /// A new piece for the peer: at random while we have few pieces, else the rarest.
+    fn find_new_piece(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<PieceIndex> {
+        let i = if self.have.count() < self.config.random_first {
+            self.random_candidate(peer, rng)
+        } else {
+            self.rarest_candidate(peer, rng)
+        }?;
+        let p = self.geometry.piece(i);
+        tracing::trace!(piece = i, "starting piece");
+        p
+    }
+
+    /// A uniformly random piece the peer has that we neither have nor are downloading.
+    fn random_candidate(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
+        let mut count = 0u32;
+        for_each_one(peer, &self.have, &self.started, |_| {
+            count += 1;
+            true
+        });
+        if count == 0 {
+            return None;
+        }
+        let mut skip = rng.gen_range(0..count);
+        let mut pick = None;
+        for_each_one(peer, &self.have, &self.started, |i| {
+            if skip == 0 {
+                pick = Some(i);
+                return false;
+            }
+            skip -= 1;
+            true
+        });
+        pick
+    }
+
+    /// The rarest piece the peer has that we neither have nor are downloading; ties at random.
+    fn rarest_candidate(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
+        let mut budget = SCAN_BUDGET;
+        // Bucket 0 holds pieces no known peer has; the fallback below covers a peer whose
+        // pieces were never reported.
+        'buckets: for a in 1..self.availability.buckets() {
+            let bucket = self.availability.bucket(a);
+            if bucket.is_empty() {
+                continue;
+            }
+            // Start at a random place in the bucket so equally rare pieces are tried in turn.
+            let from = rng.gen_range(0..bucket.len());
+            for k in 0..bucket.len() {
+                if budget == 0 {
+                    break 'buckets;
+                }
+                budget -= 1;
+                let Some(&i) = bucket.get((from + k) % bucket.len()) else {
+                    continue;
+                };
+                if peer.get(i) && !self.started.get(i) {
+                    return Some(i);
+                }
+            }
+        }
+        self.rarest_by_scan(peer, rng)
+    }
+
+    /// Rarest-first over the peer's bitfield: two passes (find the minimum availability and
+    /// how many pieces share it, then take a random one of them).
+    fn rarest_by_scan(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
+        let avail = |i: u32| {
+            self.geometry
+                .piece(i)
+                .map_or(0, |p| self.availability.get(p))
+        };
+        let mut min = u32::MAX;
+        let mut ties = 0u32;
+        for_each_one(peer, &self.have, &self.started, |i| {
+            let a = avail(i);
+            if a < min {
+                min = a;
+                ties = 1;
+            } else if a == min {
+                ties += 1;
+            }
+            true
+        });
+        if ties == 0 {
+            return None;
+        }
+        let mut skip = rng.gen_range(0..ties);
+        let mut pick = None;
+        for_each_one(peer, &self.have, &self.started, |i| {
+            if avail(i) == min {
+                if skip == 0 {
+                    pick = Some(i);
+                    return false;
+                }
+                skip -= 1;
+            }
+            true
+        });
+        pick
+    }
+
+    /// Puts piece `p` in the partial list, all blocks free; returns its index there.
+    fn start_piece(&mut self, p: PieceIndex) -> usize {
+        let i = self.partials.len();
+        self.partials
+            .push(Partial::new(p, self.geometry.block_count(p)));
+        if let Some(s) = self.slot.get_mut(p.idx()) {
+            *s = i as u32;
+        }
+        self.started.set(p);
+        i
+    }
+
+    /// Takes partial `i` out of the list (its blocks are then implicitly free).
+    fn unstart(&mut self, i: usize) {
+        if i >= self.partials.len() {
+            return;
+        }
+        let gone = self.partials.swap_remove(i);
+        if let Some(s) = self.slot.get_mut(gone.piece.idx()) {
+            *s = NO_SLOT;
+        }
+        if let Some(moved) = self.partials.get(i) {
+            if let Some(s) = self.slot.get_mut(moved.piece.idx()) {
+                *s = i as u32;
+            }
+        }
+        self.started.unset(gone.piece);
+    }
+
+    /// The index in `partials` of piece `p`, if it is in progress.
+    fn slot_of(&self, p: PieceIndex) -> Option<usize> {
+        self.slot
+            .get(p.idx())
+            .copied()
+            .filter(|&s| s != NO_SLOT)
+            .map(|s| s as usize)
+    }
+
+    /// A block arrived: records it and says whether it was new and completed its piece.
+    pub fn block_received(&mut self, b: BlockRef) -> BlockReceived {
+        if self.have.has(b.piece()) {
+            return BlockReceived::Duplicate;
+        }
+        let Some(i) = self.slot_of(b.piece()) else {
+            return BlockReceived::NotRequested;
+        };
+        let Some(pp) = self.partials.get_mut(i) else {
+            return BlockReceived::NotRequested;
+        };
+        match pp.receive(b.index_in_piece()) {
+            None => BlockReceived::NotRequested,
+            Some(Block::Received) => BlockReceived::Duplicate,
+            Some(before) => {
+                if before == Block::Free {
+                    self.free_blocks = self.free_blocks.saturating_sub(1);
+                }
+                BlockReceived::Fresh {
+                    piece_complete: pp.is_full(),
+                }
+            }
+        }
+    }
+
+    /// A request for `b` is gone (choke, reject, timeout, peer left, or CANCEL sent): the block
+    /// is free again unless another peer still has it requested or it has arrived.
+    pub fn request_dropped(&mut self, b: BlockRef) {
+        let Some(i) = self.slot_of(b.piece()) else {
+            return;
+        };
+        let Some(pp) = self.partials.get_mut(i) else {
+            return;
+        };
+        if pp.drop_request(b.index_in_piece()) {
+            self.free_blocks += 1;
+        }
+        if pp.requested() == 0 && pp.received() == 0 {
+            self.unstart(i);
+        }
+    }
+
+    /// Piece `p` passed its hash check and is stored: we have it.
+    pub fn piece_verified(&mut self, p: PieceIndex) {
+        if !self.have.set(p) {
+            return;
+        }
+        self.have_bytes += u64::from(self.geometry.piece_len(p));
+        let free = match self.slot_of(p) {
+            Some(i) => {
+                let free = self.partials.get(i).map_or(0, Partial::free);
+                self.unstart(i);
+                free
+            }
+            None => self.geometry.block_count(p),
+        };
+        self.free_blocks = self.free_blocks.saturating_sub(u64::from(free));
+        self.availability.remove(p);
+    }
+
+    /// Piece `p` failed its hash check: all its blocks are free to download again.
+    pub fn piece_failed(&mut self, p: PieceIndex) {
+        let Some(i) = self.slot_of(p) else {
+            return;
+        };
+        if let Some(pp) = self.partials.get(i) {
+            self.free_blocks += u64::from(pp.len() - pp.free());
+        }
+        self.unstart(i);
+    }
+}
+
+#[cfg(test)]
+impl Picker {
+    /// Panics unless the counters and indexes agree with the per-piece state (tests only).
+    fn check(&self) {
+        let mut free = 0u64;
+        for p in self.geometry.pieces() {
+            if self.have.has(p) {
+                assert!(self.slot_of(p).is_none());
+                continue;
+            }
+            match self.slot_of(p) {
+                Some(i) => {
+                    let pp = &self.partials[i];
+                    assert_eq!(pp.piece, p);
+                    assert!(self.started.has(p));
+                    assert_eq!(pp.free() + pp.requested() + pp.received(), pp.len());
+                    free += u64::from(pp.free());
+                }
+                None => {
+                    assert!(!self.started.has(p));
+                    free += u64::from(self.geometry.block_count(p));
+                }
+            }
+        }
+        assert_eq!(free, self.free_blocks);
+        assert_eq!(self.started.count() as usize, self.partials.len());
+        self.availability.check();
+    }
+}
+
+/// Calls `f` with each piece set in `peer` and clear in both `a` and `b`, ascending, until `f`
+/// returns false. Works a 64-bit word at a time and skips empty words.
+fn for_each_one(peer: &Bitfield, a: &Bitfield, b: &Bitfield, mut f: impl FnMut(u32) -> bool) {
+    let (p, a, b) = (peer.as_bytes(), a.as_bytes(), b.as_bytes());
+    let n = p.len().min(a.len()).min(b.len());
+    let (p, a, b) = (&p[..n], &a[..n], &b[..n]);
+    let words = p.chunks(8).zip(a.chunks(8)).zip(b.chunks(8));
+    for (w, ((pw, aw), bw)) in words.enumerate() {
+        let mut bits = word(pw) & !word(aw) & !word(bw);
+        while bits != 0 {
+            let k = bits.leading_zeros();
+            if !f(w as u32 * 64 + k) {
+                return;
+            }
+            bits &= !(1u64 << (63 - k));
+        }
+    }
+}
+
+/// Up to 8 bytes as a big-endian word, zero-padded on the right (wire bit order).
+fn word(bytes: &[u8]) -> u64 {
+    let mut buf = [0u8; 8];
+    let len = bytes.len().min(8);
+    buf[..len].copy_from_slice(&bytes[..len]);
+    u64::from_be_bytes(buf)
+}

@@ -1,0 +1,450 @@
+//! One test per picking rule, plus a whole-download simulation on 16,384 pieces.
+
+use std::collections::{HashMap, HashSet};
+
+use metainfo::{BLOCK_SIZE, Bitfield, BlockRef, Geometry, PieceIndex};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+
+use super::{BlockReceived, Picker, PickerConfig};
+
+/// `pieces` pieces of `blocks` full blocks each.
+fn geometry(pieces: u32, blocks: u32) -> Geometry {
+    let len = u64::from(blocks * BLOCK_SIZE);
+    Geometry::new(u64::from(pieces) * len, len).unwrap()
+}
+
+fn piece(g: &Geometry, i: u32) -> PieceIndex {
+    g.piece(i).unwrap()
+}
+
+/// A bitfield with exactly the pieces `ones`.
+fn bits(g: &Geometry, ones: impl IntoIterator<Item = u32>) -> Bitfield {
+    let mut b = Bitfield::new(g.piece_count());
+    for i in ones {
+        b.set(piece(g, i));
+    }
+    b
+}
+
+fn config(random_first: u32, max_partial: usize) -> PickerConfig {
+    PickerConfig {
+        random_first,
+        max_partial,
+    }
+}
+
+fn nothing_outstanding(_: BlockRef) -> bool {
+    false
+}
+
+/// Picks up to `max` blocks for `peer` with no outstanding requests.
+fn pick(p: &mut Picker, peer: &Bitfield, max: usize, rng: &mut StdRng) -> Vec<BlockRef> {
+    let mut out = Vec::new();
+    p.pick(peer, &nothing_outstanding, max, rng, &mut out);
+    p.check();
+    out
+}
+
+fn pieces_of(blocks: &[BlockRef]) -> Vec<u32> {
+    let mut v: Vec<u32> = blocks.iter().map(|b| b.piece().get()).collect();
+    v.dedup();
+    v
+}
+
+#[test]
+fn rarest_piece_first() {
+    let g = geometry(8, 1);
+    let mut p = Picker::new(g, Bitfield::new(8), config(0, 32));
+    let seed = Bitfield::full(8);
+    p.peer_bitfield(&seed);
+    p.peer_bitfield(&bits(&g, (0..8).filter(|&i| i != 5)));
+    let mut rng = StdRng::seed_from_u64(1);
+    assert_eq!(pieces_of(&pick(&mut p, &seed, 1, &mut rng)), vec![5]);
+    // The rest are at 2 until a HAVE makes piece 3 the commonest: it comes last.
+    p.peer_have(piece(&g, 3));
+    let next = pick(&mut p, &seed, 7, &mut rng);
+    assert_eq!(next.len(), 7);
+    assert_eq!(
+        next.last().unwrap().piece().get(),
+        3,
+        "the commonest piece comes last"
+    );
+}
+
+#[test]
+fn equally_rare_pieces_are_picked_at_random() {
+    let g = geometry(16, 1);
+    let seed = Bitfield::full(16);
+    let mut seen = HashMap::new();
+    for s in 0..200 {
+        let mut p = Picker::new(g, Bitfield::new(16), config(0, 32));
+        p.peer_bitfield(&seed);
+        p.peer_bitfield(&bits(&g, (0..16).filter(|&i| i != 2 && i != 6 && i != 13)));
+        let mut rng = StdRng::seed_from_u64(s);
+        let first = pick(&mut p, &seed, 1, &mut rng)[0].piece().get();
+        *seen.entry(first).or_insert(0) += 1;
+    }
+    let mut keys: Vec<_> = seen.keys().copied().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, vec![2, 6, 13], "only the rarest pieces");
+    assert!(
+        seen.values().all(|&n| n >= 30),
+        "each tie wins sometimes: {seen:?}"
+    );
+}
+
+#[test]
+fn random_pieces_until_we_have_random_first() {
+    let g = geometry(64, 1);
+    let evens = bits(&g, (0..64).step_by(2));
+    let mut seen = HashSet::new();
+    for s in 0..100 {
+        let mut p = Picker::new(g, Bitfield::new(64), config(4, 32));
+        p.peer_bitfield(&Bitfield::full(64));
+        p.peer_bitfield(&bits(&g, 1..64)); // piece 0 is the rarest
+        p.peer_bitfield(&evens);
+        let mut rng = StdRng::seed_from_u64(s);
+        let first = pick(&mut p, &evens, 1, &mut rng)[0].piece().get();
+        assert_eq!(first % 2, 0, "only pieces the peer has");
+        seen.insert(first);
+    }
+    assert!(seen.len() >= 15, "spread over many pieces: {seen:?}");
+
+    // With 4 pieces in hand, rarest-first takes over.
+    let mut p = Picker::new(g, bits(&g, [10, 20, 30, 40]), config(4, 32));
+    p.peer_bitfield(&Bitfield::full(64));
+    p.peer_bitfield(&bits(&g, 1..64));
+    let mut rng = StdRng::seed_from_u64(7);
+    assert_eq!(pieces_of(&pick(&mut p, &evens, 1, &mut rng)), vec![0]);
+}
+
+#[test]
+fn partial_pieces_are_continued_before_new_ones() {
+    let g = geometry(32, 4);
+    let seed = Bitfield::full(32);
+    let mut p = Picker::new(g, Bitfield::new(32), config(0, 32));
+    p.peer_bitfield(&seed);
+    let mut rng = StdRng::seed_from_u64(2);
+    let first = pick(&mut p, &seed, 2, &mut rng);
+    let started = pieces_of(&first);
+    assert_eq!(started.len(), 1);
+    // Every piece is equally rare: the next blocks finish the started piece.
+    let second = pick(&mut p, &seed, 2, &mut rng);
+    assert_eq!(pieces_of(&second), started);
+    assert_eq!(p.partial_count(), 1);
+    // Of two partial pieces, the one with fewer free blocks goes first.
+    let other = pick(&mut p, &seed, 1, &mut rng);
+    assert_ne!(pieces_of(&other), started);
+    p.request_dropped(first[0]); // the started piece has one free block, the other three
+    assert_eq!(pick(&mut p, &seed, 1, &mut rng), vec![first[0]]);
+}
+
+#[test]
+fn partial_cap_limits_new_pieces_for_peers_fed_from_partials() {
+    let g = geometry(8, 4);
+    let a = Bitfield::full(8);
+    let b = bits(&g, [7]);
+    let mut p = Picker::new(g, Bitfield::new(8), config(0, 1));
+    p.peer_bitfield(&a);
+    p.peer_bitfield(&b);
+    let mut rng = StdRng::seed_from_u64(3);
+    let x = pick(&mut p, &a, 2, &mut rng);
+    assert_eq!(x.len(), 2);
+    assert_ne!(x[0].piece().get(), 7, "7 is the commonest");
+    // B cannot be fed from A's piece: it may start one piece even at the cap.
+    let y = pick(&mut p, &b, 10, &mut rng);
+    assert_eq!(pieces_of(&y), vec![7]);
+    assert_eq!(y.len(), 4);
+    // A gets the rest of its piece but no new piece: two are in progress, the cap is one.
+    let more = pick(&mut p, &a, 10, &mut rng);
+    assert_eq!(more.len(), 2);
+    assert_eq!(pieces_of(&more), pieces_of(&x));
+    // Nothing left in progress for A: it may start exactly one new piece.
+    let fresh = pick(&mut p, &a, 10, &mut rng);
+    assert_eq!(fresh.len(), 4);
+    assert_eq!(pieces_of(&fresh).len(), 1);
+    assert_eq!(p.partial_count(), 3);
+}
+
+#[test]
+fn pieces_we_have_and_blocks_received_are_never_picked() {
+    let g = geometry(8, 2);
+    let mut p = Picker::new(g, bits(&g, [0, 1, 2, 3]), config(0, 32));
+    let seed = Bitfield::full(8);
+    p.peer_bitfield(&seed);
+    let mut rng = StdRng::seed_from_u64(4);
+    let got = pick(&mut p, &seed, 3, &mut rng);
+    assert!(got.iter().all(|b| b.piece().get() >= 4));
+    // A block whose request was dropped arrives anyway: it is kept and not asked for again.
+    p.request_dropped(got[0]);
+    assert_eq!(
+        p.block_received(got[0]),
+        BlockReceived::Fresh {
+            piece_complete: false
+        }
+    );
+    p.check();
+    let rest = pick(&mut p, &seed, 100, &mut rng);
+    assert_eq!(rest.len(), 8 - 3);
+    assert!(
+        rest.iter()
+            .all(|b| b.piece().get() >= 4 && !got.contains(b))
+    );
+    assert_eq!(p.block_received(got[0]), BlockReceived::Duplicate);
+}
+
+#[test]
+fn blocks_the_peer_has_outstanding_are_skipped() {
+    let g = geometry(1, 4);
+    let mut p = Picker::new(g, Bitfield::new(1), config(0, 32));
+    let seed = Bitfield::full(1);
+    p.peer_bitfield(&seed);
+    p.peer_bitfield(&seed);
+    let mut rng = StdRng::seed_from_u64(5);
+    let a: Vec<BlockRef> = pick(&mut p, &seed, 4, &mut rng);
+    // Block 1 timed out: the picker frees it, but A's request is still open on the wire.
+    p.request_dropped(a[1]);
+    let a_open: HashSet<BlockRef> = a.iter().copied().collect();
+    let mut out = Vec::new();
+    p.pick(&seed, &|b| a_open.contains(&b), 4, &mut rng, &mut out);
+    assert!(out.is_empty(), "A must not be asked for block 1 twice");
+    // Another peer gets it.
+    assert_eq!(pick(&mut p, &seed, 4, &mut rng), vec![a[1]]);
+}
+
+#[test]
+fn end_game_only_when_every_block_is_requested() {
+    let g = geometry(2, 2);
+    let seed = Bitfield::full(2);
+    let mut p = Picker::new(g, Bitfield::new(2), config(0, 32));
+    for _ in 0..3 {
+        p.peer_bitfield(&seed);
+    }
+    let mut rng = StdRng::seed_from_u64(6);
+    let a = pick(&mut p, &seed, 3, &mut rng);
+    assert!(!p.in_endgame());
+    // One block is still free: B gets it, not a busy one.
+    let b = pick(&mut p, &seed, 3, &mut rng);
+    assert_eq!(b.len(), 1);
+    assert!(!a.contains(&b[0]));
+    assert!(p.in_endgame());
+    // B has a block outstanding: no busy block for it.
+    let mut out = Vec::new();
+    p.pick(&seed, &|x| x == b[0], 3, &mut rng, &mut out);
+    assert!(out.is_empty());
+    // C has nothing outstanding: exactly one busy block, one of A's.
+    let c = pick(&mut p, &seed, 3, &mut rng);
+    assert_eq!(c.len(), 1);
+    assert!(a.contains(&c[0]));
+    // D gets a different busy block (fewest requesters first).
+    let d = pick(&mut p, &seed, 3, &mut rng);
+    assert_eq!(d.len(), 1);
+    assert!(a.contains(&d[0]) && d[0] != c[0]);
+    // The first copy counts, the second is a duplicate; dropping the loser's request is a no-op.
+    assert!(matches!(
+        p.block_received(c[0]),
+        BlockReceived::Fresh { .. }
+    ));
+    assert_eq!(p.block_received(c[0]), BlockReceived::Duplicate);
+    p.request_dropped(c[0]);
+    p.check();
+}
+
+#[test]
+fn failed_piece_is_downloaded_again() {
+    let g = geometry(2, 2);
+    let seed = Bitfield::full(2);
+    let mut p = Picker::new(g, Bitfield::new(2), config(0, 32));
+    p.peer_bitfield(&seed);
+    let mut rng = StdRng::seed_from_u64(7);
+    let got = pick(&mut p, &seed, 2, &mut rng);
+    assert_eq!(pieces_of(&got).len(), 1);
+    assert_eq!(
+        p.block_received(got[0]),
+        BlockReceived::Fresh {
+            piece_complete: false
+        }
+    );
+    assert_eq!(
+        p.block_received(got[1]),
+        BlockReceived::Fresh {
+            piece_complete: true
+        }
+    );
+    p.piece_failed(got[0].piece());
+    p.check();
+    let again = pick(&mut p, &seed, 4, &mut rng);
+    assert_eq!(again.len(), 4, "the failed piece's blocks are free again");
+    assert!(got.iter().all(|b| again.contains(b)));
+    assert!(p.in_endgame());
+}
+
+#[test]
+fn short_last_piece_and_short_last_block() {
+    // Pieces of 32 KiB; the last is 16,384 + 100 bytes: a full block and a 100-byte block.
+    let g = Geometry::new(2 * 32768 + 16384 + 100, 32768).unwrap();
+    let mut p = Picker::new(g, Bitfield::new(3), config(0, 32));
+    let seed = Bitfield::full(3);
+    p.peer_bitfield(&seed);
+    let mut rng = StdRng::seed_from_u64(8);
+    let all = pick(&mut p, &seed, 100, &mut rng);
+    assert_eq!(all.len(), 6);
+    let last: Vec<u32> = all
+        .iter()
+        .filter(|b| b.piece().get() == 2)
+        .map(|b| b.len())
+        .collect();
+    assert_eq!(last, vec![BLOCK_SIZE, 100]);
+    for b in &all {
+        if let BlockReceived::Fresh {
+            piece_complete: true,
+        } = p.block_received(*b)
+        {
+            p.piece_verified(b.piece());
+        }
+    }
+    assert!(p.is_complete());
+    assert_eq!(p.bytes_left(), 0);
+    assert!(!p.in_endgame());
+    assert!(pick(&mut p, &seed, 10, &mut rng).is_empty());
+}
+
+#[test]
+fn dropped_requests_free_blocks_and_empty_pieces() {
+    let g = geometry(4, 4);
+    let seed = Bitfield::full(4);
+    let mut p = Picker::new(g, Bitfield::new(4), config(0, 32));
+    p.peer_bitfield(&seed);
+    let mut rng = StdRng::seed_from_u64(9);
+    let got = pick(&mut p, &seed, 2, &mut rng);
+    assert_eq!(p.partial_count(), 1);
+    p.request_dropped(got[0]);
+    assert_eq!(p.partial_count(), 1, "one block still requested");
+    p.request_dropped(got[1]);
+    assert_eq!(
+        p.partial_count(),
+        0,
+        "nothing requested or received: not in progress"
+    );
+    p.check();
+    assert_eq!(pick(&mut p, &seed, 16, &mut rng).len(), 16);
+}
+
+#[test]
+fn availability_and_interest() {
+    let g = geometry(100, 1);
+    let mut p = Picker::new(g, bits(&g, 0..50), config(4, 32));
+    let lower = bits(&g, 0..50);
+    let upper = bits(&g, 40..100);
+    let one = bits(&g, [70]);
+    assert!(!p.is_interesting(&lower), "nothing we lack");
+    assert!(p.is_interesting(&upper), "more pieces than we have");
+    assert!(p.is_interesting(&one), "found by the scan");
+    assert!(!p.is_interesting(&Bitfield::new(100)));
+    assert!(p.wants(piece(&g, 70)) && !p.wants(piece(&g, 3)));
+    p.peer_bitfield(&upper);
+    p.peer_have(piece(&g, 70));
+    assert_eq!(p.availability(piece(&g, 70)), 2);
+    p.peer_gone(&upper);
+    assert_eq!(p.availability(piece(&g, 70)), 1);
+    assert_eq!(p.availability(piece(&g, 71)), 0);
+    p.check();
+    assert_eq!(p.bytes_left(), 50 * u64::from(BLOCK_SIZE));
+    for i in 50..100 {
+        p.piece_verified(piece(&g, i));
+    }
+    assert!(p.is_complete());
+    assert!(!p.is_interesting(&upper));
+}
+
+#[test]
+fn peer_whose_pieces_were_never_reported_is_still_fed() {
+    // The caller forgot the peer's BITFIELD: its pieces have availability 0.
+    let g = geometry(1000, 1);
+    let mut p = Picker::new(g, Bitfield::new(1000), config(0, 32));
+    p.peer_bitfield(&bits(&g, 0..500));
+    let late = bits(&g, [900, 901]);
+    let mut rng = StdRng::seed_from_u64(10);
+    let got = pick(&mut p, &late, 5, &mut rng);
+    assert_eq!(got.len(), 2);
+    assert!(got.iter().all(|b| b.piece().get() >= 900));
+}
+
+/// A whole download of 16,384 pieces (two blocks each, short last piece) from five peers with
+/// different bitfields: every block is requested exactly once until end-game, and the download
+/// completes.
+#[test]
+fn whole_download_of_16384_pieces_requests_each_block_once() {
+    let pieces = 16_384u32;
+    let g = Geometry::new(u64::from(pieces - 1) * 32768 + 20_000, 32768).unwrap();
+    let mut rng = StdRng::seed_from_u64(11);
+    let mut p = Picker::new(g, Bitfield::new(pieces), config(4, 64));
+    let mut peers: Vec<Bitfield> = vec![Bitfield::full(pieces)];
+    for k in 0..4u32 {
+        peers.push(bits(
+            &g,
+            (0..pieces).filter(|i| (i * 7 + k) % 5 < 2 + k % 2),
+        ));
+    }
+    for bf in &peers {
+        p.peer_bitfield(bf);
+    }
+    let mut queues: Vec<Vec<BlockRef>> = vec![Vec::new(); peers.len()];
+    let mut requests: HashMap<BlockRef, u32> = HashMap::new();
+    let mut busy_requests = 0;
+    let mut rounds = 0;
+    while !p.is_complete() {
+        rounds += 1;
+        assert!(rounds < 1_000_000, "no progress");
+        for (k, bf) in peers.iter().enumerate() {
+            let open: HashSet<BlockRef> = queues[k].iter().copied().collect();
+            let room = 48usize.saturating_sub(open.len());
+            let endgame = p.in_endgame();
+            let mut out = Vec::new();
+            p.pick(bf, &|b| open.contains(&b), room, &mut rng, &mut out);
+            for b in &out {
+                assert!(!open.contains(b), "{b:?} already outstanding on peer {k}");
+                if endgame {
+                    busy_requests += 1;
+                } else {
+                    *requests.entry(*b).or_insert(0) += 1;
+                }
+            }
+            queues[k].extend(out);
+            // The peer delivers its oldest few requests (peers deliver at different speeds).
+            let n = queues[k].len().min(1 + k * 3);
+            for b in queues[k].drain(..n).collect::<Vec<_>>() {
+                if let BlockReceived::Fresh {
+                    piece_complete: true,
+                } = p.block_received(b)
+                {
+                    p.piece_verified(b.piece());
+                }
+            }
+        }
+        if rounds % 4096 == 0 {
+            p.check();
+        }
+    }
+    p.check();
+    let total_blocks: u64 = g.pieces().map(|x| u64::from(g.block_count(x))).sum();
+    assert_eq!(total_blocks, 32_768);
+    assert!(
+        requests.values().all(|&n| n == 1),
+        "a block requested twice outside end-game"
+    );
+    assert_eq!(
+        requests.len() as u64,
+        total_blocks,
+        "each block once before end-game"
+    );
+    assert!(
+        busy_requests > 0,
+        "the slow seed's last blocks were fetched again in end-game"
+    );
+    assert_eq!(p.bytes_left(), 0);
+    assert_eq!(p.partial_count(), 0);
+    let short = requests.keys().filter(|b| b.len() != BLOCK_SIZE).count();
+    assert_eq!(short, 1, "the short last block was requested");
+}
