@@ -483,6 +483,27 @@ mod tests {
     }
 
     #[test]
+    fn pieces_larger_than_a_read_straddle_files() {
+        // 256 KiB pieces are read in several chunks, some of them spanning two files.
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("r");
+        let sizes = [100_000, 300_000, 5, 0, 700_001];
+        for (i, len) in sizes.iter().enumerate() {
+            write(&root.join(format!("f{i}")), &data(*len, 40 + i as u64));
+        }
+        let stream: Vec<u8> = (0..sizes.len())
+            .flat_map(|i| fs::read(root.join(format!("f{i}"))).unwrap())
+            .collect();
+        for threads in [1, 2, 5] {
+            let m = TorrentBuilder::new(&root)
+                .threads(threads)
+                .build(&|_| {})
+                .unwrap();
+            assert_eq!(m.info.pieces(), expected_pieces(&stream, 256 * 1024));
+        }
+    }
+
+    #[test]
     fn one_tracker_gives_announce_only() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("f");

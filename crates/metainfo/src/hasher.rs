@@ -1,6 +1,7 @@
-//! SHA-1 of every piece of a list of files laid end to end, on all cores: each thread hashes a
-//! contiguous range of pieces, reading with large positioned reads (`read_at`) so threads never
-//! share a file offset. Pieces straddle file boundaries.
+//! SHA-1 of every piece of a list of files laid end to end, on all cores: threads take batches
+//! of consecutive pieces from a shared counter and stream them through positioned reads
+//! (`read_at`, so threads never share a file offset) into a cache-sized buffer. Pieces straddle
+//! file boundaries. The `sha1` crate picks the CPU's SHA extensions (SHA-NI) at run time.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -11,8 +12,10 @@ use sha1::{Digest, Sha1};
 
 use crate::create::CreateError;
 
-/// Target size of one read (and of one batch of work): several pieces, at least one.
-const READ_BYTES: u64 = 1 << 20;
+/// Target size of one batch of work handed to a thread: several pieces, at least one.
+const BATCH_BYTES: u64 = 1 << 20;
+/// Size of one read: small enough to stay in the CPU's cache between the copy and the hash.
+const CHUNK_BYTES: u64 = 64 << 10;
 
 /// The hashes of a batch of consecutive pieces, with the index of the first.
 type Batch = (u64, Vec<[u8; 20]>);
@@ -26,9 +29,9 @@ pub(crate) struct Source {
 }
 
 /// Hashes all pieces of `files` (total `total` bytes) in pieces of `piece_len` bytes, on
-/// `threads` threads; `progress` receives the number of bytes hashed after each read.
+/// `threads` threads; `progress` receives the number of bytes hashed after each batch.
 ///
-/// Work is handed out in batches of consecutive pieces (about [`READ_BYTES`] each) from a
+/// Work is handed out in batches of consecutive pieces (about [`BATCH_BYTES`] each) from a
 /// shared counter, so a thread that gets less CPU (a busy machine) does not hold up the rest.
 pub(crate) fn hash_pieces(
     files: &[Source],
@@ -38,7 +41,7 @@ pub(crate) fn hash_pieces(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<[u8; 20]>, CreateError> {
     let pieces = total.div_ceil(piece_len);
-    let per_batch = (READ_BYTES / piece_len).max(1);
+    let per_batch = (BATCH_BYTES / piece_len).max(1);
     let batches = pieces.div_ceil(per_batch);
     let threads = (threads.max(1) as u64).min(batches.max(1));
     let next = AtomicU64::new(0);
@@ -108,29 +111,39 @@ impl<'f> RangeHasher<'f> {
         }
     }
 
-    /// Hashes pieces `first..last` with one read into a reused buffer.
+    /// Hashes pieces `first..last`, streaming each piece through a small buffer that stays in
+    /// the CPU cache (copying from the page cache into a large buffer and reading it back for
+    /// hashing costs more memory traffic than the hashing saves in system calls).
     fn hash(
         &mut self,
         first: u64,
         last: u64,
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<[u8; 20]>, CreateError> {
-        let start = first * self.piece_len;
-        let end = (last * self.piece_len).min(self.total);
-        let len = (end - start) as usize;
-        if self.buf.len() < len {
-            self.buf.resize(len, 0);
-        }
         let mut buf = std::mem::take(&mut self.buf);
-        let chunk = &mut buf[..len];
-        let read = self.read(start, chunk);
-        let out = chunk
-            .chunks(self.piece_len as usize)
-            .map(|p| <[u8; 20]>::from(Sha1::digest(p)))
-            .collect();
+        buf.resize(CHUNK_BYTES as usize, 0);
+        let mut out = Vec::with_capacity((last - first) as usize);
+        let mut result = Ok(());
+        'pieces: for piece in first..last {
+            let start = piece * self.piece_len;
+            let end = (start + self.piece_len).min(self.total);
+            let mut sha = Sha1::new();
+            let mut at = start;
+            while at < end {
+                let n = (end - at).min(CHUNK_BYTES) as usize;
+                let chunk = &mut buf[..n];
+                if let Err(e) = self.read(at, chunk) {
+                    result = Err(e);
+                    break 'pieces;
+                }
+                sha.update(&*chunk);
+                at += n as u64;
+            }
+            out.push(sha.finalize().into());
+        }
         self.buf = buf;
-        read?;
-        progress(end - start);
+        result?;
+        progress((last * self.piece_len).min(self.total) - first * self.piece_len);
         Ok(out)
     }
 
