@@ -16,7 +16,7 @@ use crate::info::{self, Info, MAX_TORRENT_BYTES};
 pub const MAX_TRACKERS: usize = 256;
 
 /// A parsed .torrent file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Metainfo {
     /// SHA-1 of the raw `info` dictionary (same as `info.info_hash()`).
     pub info_hash: InfoHash,
@@ -35,6 +35,22 @@ pub struct Metainfo {
     /// Creation time, seconds since the Unix epoch.
     pub creation_date: Option<i64>,
     raw: Vec<u8>,
+}
+
+impl std::fmt::Debug for Metainfo {
+    /// Everything but the raw bytes (which can be megabytes).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Metainfo")
+            .field("info_hash", &self.info_hash)
+            .field("info", &self.info)
+            .field("announce", &self.announce)
+            .field("announce_list", &self.announce_list)
+            .field("url_list", &self.url_list)
+            .field("comment", &self.comment)
+            .field("created_by", &self.created_by)
+            .field("creation_date", &self.creation_date)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Metainfo {
@@ -257,6 +273,10 @@ mod tests {
         let p1 = i.geometry().piece(1).unwrap();
         assert_eq!(i.piece_hash(p1).map(|h| h[19]), Some(39));
         assert_eq!(Info::from_bytes(&info).unwrap(), m.info);
+        // Debug output names the torrent but does not dump its bytes.
+        let dbg = format!("{m:?}");
+        assert!(dbg.contains("a.bin") && dbg.contains(&m.info_hash.to_hex()));
+        assert!(dbg.len() < 600, "{dbg}");
     }
 
     #[test]
