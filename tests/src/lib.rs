@@ -4,14 +4,17 @@
 //! The scenarios themselves live in `tests/*.rs`. This library is test support, not a test
 //! framework: it finds programs ([`programs`]) and the workspace's binaries ([`bins`]), runs
 //! processes with bounded waits ([`process`]), makes and compares deterministic data
-//! ([`files`]), picks loopback ports ([`ports`]) and drives real peers ([`peers`]).
+//! ([`files`]), picks loopback ports ([`ports`]), drives real peers ([`peers`]) and runs our
+//! tracker in-process ([`tracker`], with [`http`] to query it).
 //! Nothing here talks to any address outside 127.0.0.0/8.
 
 pub mod bins;
 pub mod files;
+pub mod http;
 pub mod peers;
 pub mod ports;
 pub mod process;
 pub mod programs;
+pub mod tracker;
 
 pub use programs::Program;
