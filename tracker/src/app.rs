@@ -112,6 +112,11 @@ impl App {
             numwant: want as usize,
         };
         let mut peers = PeerList::default();
+        if a.addr.is_ipv4() {
+            peers.v4.reserve_exact(want as usize);
+        } else {
+            peers.v6.reserve_exact(want as usize);
+        }
         let done = match self.store.announce(&a, now, rng, &mut peers) {
             Ok(d) => d,
             Err(e) => return self.fail(&e.to_string(), out),

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Uri, header};
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Uri, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -31,26 +31,32 @@ fn query(uri: &Uri) -> &[u8] {
     uri.query().unwrap_or("").as_bytes()
 }
 
+// Takes the whole request (not `HeaderMap` and `Uri` extractors) to read headers and query in
+// place instead of cloning them on every announce.
 async fn announce(
     State(s): St,
     ConnectInfo(ClientAddr(source)): ConnectInfo<ClientAddr>,
-    headers: HeaderMap,
-    uri: Uri,
+    req: Request,
 ) -> Response {
     let origin = Origin {
         source,
-        forwarded_for: headers.get("x-forwarded-for").map(|v| v.as_bytes()),
+        forwarded_for: req.headers().get("x-forwarded-for").map(|v| v.as_bytes()),
     };
     let now = s.started.elapsed().as_secs();
     let mut out = Vec::with_capacity(512);
-    s.app
-        .announce(query(&uri), &origin, now, &mut rand::thread_rng(), &mut out);
+    s.app.announce(
+        query(req.uri()),
+        &origin,
+        now,
+        &mut rand::thread_rng(),
+        &mut out,
+    );
     bencoded(out)
 }
 
-async fn scrape(State(s): St, uri: Uri) -> Response {
+async fn scrape(State(s): St, req: Request) -> Response {
     let mut out = Vec::with_capacity(256);
-    s.app.scrape(query(&uri), &mut out);
+    s.app.scrape(query(req.uri()), &mut out);
     bencoded(out)
 }
 

@@ -7,6 +7,8 @@
 //! [`MAX_EXPIRY_SECS`] old, which the sweep (run at least once per expiry) guarantees.
 
 use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
 
 use hashbrown::{DefaultHashBuilder, HashMap};
 use metainfo::InfoHash;
@@ -27,11 +29,11 @@ const SHARDS: usize = 16;
 /// Caps and timing of a [`Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Most swarms held (enforced per shard as `max_swarms / 16`, rounded up).
+    /// Most swarms held.
     pub max_swarms: usize,
     /// Most peers in one swarm (both families).
     pub max_peers_per_swarm: usize,
-    /// Most peers held overall (enforced per shard as `max_peers / 16`, rounded up).
+    /// Most peers held overall (both families).
     pub max_peers: usize,
     /// Seconds after its last announce that a peer is dropped (at most [`MAX_EXPIRY_SECS`]).
     pub peer_expiry_secs: u64,
@@ -119,8 +121,10 @@ fn apply(n: &mut usize, delta: isize) {
 pub struct Store {
     shards: Box<[Mutex<Shard>]>,
     limits: Limits,
-    swarms_per_shard: usize,
-    peers_per_shard: usize,
+    /// Swarms held, across shards (kept beside the per-shard counts so caps are global).
+    swarms_held: AtomicUsize,
+    /// Peers held, across shards.
+    peers_held: AtomicUsize,
     hasher: DefaultHashBuilder,
 }
 
@@ -135,8 +139,8 @@ impl Store {
         Store {
             shards: (0..SHARDS).map(|_| Mutex::new(Shard::default())).collect(),
             limits,
-            swarms_per_shard: limits.max_swarms.div_ceil(SHARDS),
-            peers_per_shard: limits.max_peers.div_ceil(SHARDS),
+            swarms_held: AtomicUsize::new(0),
+            peers_held: AtomicUsize::new(0),
             hasher: DefaultHashBuilder::default(),
         }
     }
@@ -165,18 +169,19 @@ impl Store {
                     listed: false,
                 });
             }
-            if shard.swarms.len() >= self.swarms_per_shard {
+            if self.swarms_held.load(Relaxed) >= self.limits.max_swarms {
                 return Err(Refused::TooManySwarms);
             }
             shard.swarms.insert(a.info_hash, Swarm::default());
             shard.counts.swarms += 1;
+            self.swarms_held.fetch_add(1, Relaxed);
         }
         let Some(swarm) = shard.swarms.get_mut(&a.info_hash) else {
             return Err(Refused::TooManySwarms);
         };
         let is_v6 = a.addr.is_ipv6();
-        let held = shard.counts.peers4 + shard.counts.peers6;
-        let cap = if swarm.len() < self.limits.max_peers_per_swarm && held < self.peers_per_shard {
+        let held = self.peers_held.load(Relaxed);
+        let cap = if swarm.len() < self.limits.max_peers_per_swarm && held < self.limits.max_peers {
             usize::MAX
         } else {
             swarm.len_of(is_v6)
@@ -201,9 +206,17 @@ impl Store {
             apply(&mut shard.counts.peers4, change.peers);
         }
         apply(&mut shard.counts.seeders, change.seeders);
+        if change.peers > 0 {
+            self.peers_held
+                .fetch_add(change.peers.unsigned_abs(), Relaxed);
+        } else if change.peers < 0 {
+            self.peers_held
+                .fetch_sub(change.peers.unsigned_abs(), Relaxed);
+        }
         if swarm.is_empty() {
             shard.swarms.remove(&a.info_hash);
             shard.counts.swarms -= 1;
+            self.swarms_held.fetch_sub(1, Relaxed);
         }
         Ok(done)
     }
@@ -237,9 +250,11 @@ impl Store {
                 counts.peers6 = counts.peers6.saturating_sub(p6);
                 counts.seeders = counts.seeders.saturating_sub(s);
                 swept.peers += p4 + p6;
+                self.peers_held.fetch_sub(p4 + p6, Relaxed);
                 !sw.is_empty()
             });
             swept.swarms += before - swarms.len();
+            self.swarms_held.fetch_sub(before - swarms.len(), Relaxed);
             counts.swarms = swarms.len();
             if swarms.capacity() > 64 && swarms.len() < swarms.capacity() / 4 {
                 swarms.shrink_to(swarms.len() * 2);
