@@ -2,16 +2,17 @@
 //!
 //! It tracks, for one torrent, the pieces we have, how many connected peers have each piece, and
 //! the block-by-block state of the pieces in progress; given a peer's bitfield it hands out
-//! blocks to request and marks them requested. The rules (libtorrent's `piece_picker`, and
-//! Transmission's wishlist, as PROTOCOL.md summarises them):
+//! blocks to request and marks them requested. The rules follow what libtorrent's piece picker
+//! and Transmission's wishlist do:
 //!
 //! 1. Pieces in progress come first: a peer is fed from the partial pieces it has (rarest of
 //!    them first, then the one with the fewest free blocks) before any new piece is started.
 //!    This finishes partial pieces first at equal rarity, and keeps few pieces open.
 //! 2. A new piece is the rarest one the peer has (fewest connected peers have it), with ties
 //!    broken at random. Until we have [`PickerConfig::random_first`] pieces the new piece is
-//!    drawn at random from the ones the peer has instead, so a fresh swarm does not all chase
-//!    the same rare piece and we quickly hold something to trade.
+//!    drawn at random from the ones the peer has instead (the first one at or after a random
+//!    position), so a fresh swarm does not all chase the same rare piece and we quickly hold
+//!    something to trade.
 //! 3. [`PickerConfig::max_partial`] caps the pieces being downloaded. At the cap a peer is fed
 //!    only from pieces in progress; a peer that none of them can feed may still start one new
 //!    piece per call (a hard cap would leave it idle while its pieces wait for slow peers).
@@ -26,8 +27,9 @@
 //! Cost: [`Picker::pick`] looks at the pieces in progress (a short list) and only searches for a
 //! new piece when those cannot feed the peer. That search walks the availability buckets from the
 //! rarest up and stops at the first piece the peer can give; if it has not found one after
-//! [`SCAN_BUDGET`] entries it falls back to one pass over the peer's bitfield in 64-bit words,
-//! skipping words with nothing to offer. Availability updates are O(1) per piece.
+//! [`SCAN_BUDGET`] entries it falls back to a pass over the peer's bitfield in 64-bit words,
+//! skipping words with nothing to offer (O(pieces / 64) words plus one availability lookup per
+//! piece the peer could give). Availability updates are O(1) per piece.
 
 mod availability;
 mod partial;
@@ -94,17 +96,24 @@ pub struct Picker {
     /// Pieces in the partial list (downloading, or complete and awaiting the hash check).
     started: Bitfield,
     availability: Availability,
+    /// Pieces in progress; `partials[..open]` are the ones with free blocks, so `pick` only
+    /// looks at those.
     partials: Vec<Partial>,
+    /// How many of `partials` (a prefix) have free blocks.
+    open: usize,
+    /// Pieces in progress that are not yet fully received (what the partial cap counts).
+    downloading: usize,
     /// Index of each piece in `partials`, or [`NO_SLOT`].
     slot: Vec<u32>,
     /// Free blocks over all missing pieces (a piece not started counts all its blocks).
     free_blocks: u64,
-    /// Reused by `pick` to order the partial pieces: (availability, free blocks, index).
-    scratch: Vec<(u32, u32, usize)>,
+    /// Reused by `pick` to order the partial pieces: (availability, free blocks, piece).
+    scratch: Vec<(u32, u32, PieceIndex)>,
 }
 
 impl Picker {
-    /// A picker for a torrent of `geometry` of which we already have `have` (verified pieces).
+    /// A picker for a torrent of `geometry` of which we already have `have` (verified pieces;
+    /// a bitfield of the wrong length counts as empty).
     pub fn new(geometry: Geometry, have: Bitfield, config: PickerConfig) -> Self {
         let n = geometry.piece_count();
         let have = if have.len() == n {
@@ -126,6 +135,8 @@ impl Picker {
             started: Bitfield::new(n),
             slot: vec![NO_SLOT; n as usize],
             partials: Vec::new(),
+            open: 0,
+            downloading: 0,
             geometry,
             config,
             have,
@@ -207,12 +218,9 @@ impl Picker {
         if peer.len() == self.have.len() && peer.count() > self.have.count() {
             return true;
         }
-        let mut found = false;
-        for_each_one(peer, &self.have, &self.have, |_| {
-            found = true;
-            false
-        });
-        found
+        candidate_words(peer, &self.have, &self.have)
+            .next()
+            .is_some()
     }
 
     /// True in end-game: no block is free, every missing block is requested or received.
@@ -236,71 +244,68 @@ impl Picker {
             return;
         }
         let start = out.len();
-        let downloading = self.pick_from_partials(peer, peer_outstanding, max, out);
-        self.pick_new_pieces(peer, peer_outstanding, max, start, downloading, rng, out);
+        self.pick_from_partials(peer, peer_outstanding, max, out);
+        self.pick_new_pieces(peer, peer_outstanding, max, start, rng, out);
         if out.len() == start && self.free_blocks == 0 {
             self.pick_busy(peer, peer_outstanding, out);
         }
     }
 
-    /// Feeds the peer from pieces in progress; returns how many pieces are being downloaded.
+    /// Feeds the peer from the pieces in progress that have free blocks.
     fn pick_from_partials(
         &mut self,
         peer: &Bitfield,
         peer_outstanding: &dyn Fn(BlockRef) -> bool,
         max: usize,
         out: &mut Vec<BlockRef>,
-    ) -> usize {
+    ) {
         let start = out.len();
         let mut order = std::mem::take(&mut self.scratch);
         order.clear();
-        let mut downloading = 0;
-        for (i, pp) in self.partials.iter().enumerate() {
-            if !pp.is_full() {
-                downloading += 1;
-            }
-            if pp.free() > 0 && peer.has(pp.piece) {
-                order.push((self.availability.get(pp.piece), pp.free(), i));
+        for pp in self.partials.get(..self.open).unwrap_or(&[]) {
+            if peer.has(pp.piece) {
+                order.push((self.availability.get(pp.piece), pp.free(), pp.piece));
             }
         }
         order.sort_unstable();
-        for &(_, _, i) in &order {
+        for &(_, _, p) in &order {
             let room = max - (out.len() - start);
             if room == 0 {
                 break;
             }
-            self.take_from(i, room, peer_outstanding, out);
+            // Taking blocks moves partials around: look the piece up again each time.
+            if let Some(i) = self.slot_of(p) {
+                self.take_from(i, room, peer_outstanding, out);
+            }
         }
         self.scratch = order;
-        downloading
     }
 
     /// Starts new pieces while the peer has room, within the partial cap.
-    #[allow(clippy::too_many_arguments)]
     fn pick_new_pieces(
         &mut self,
         peer: &Bitfield,
         peer_outstanding: &dyn Fn(BlockRef) -> bool,
         max: usize,
         start: usize,
-        mut downloading: usize,
         rng: &mut impl Rng,
         out: &mut Vec<BlockRef>,
     ) {
         while out.len() - start < max {
-            if downloading >= self.config.max_partial && out.len() > start {
+            if self.downloading >= self.config.max_partial && out.len() > start {
                 break;
             }
             let Some(p) = self.find_new_piece(peer, rng) else {
                 break;
             };
             let i = self.start_piece(p);
-            downloading += 1;
             let room = max - (out.len() - start);
             if self.take_from(i, room, peer_outstanding, out) == 0 {
                 // Every block of it is outstanding on this peer already (the caller kept
                 // requests we were told were dropped): leave the piece alone.
-                self.unstart(i);
+                if let Some(i) = self.slot_of(p) {
+                    self.unstart(i);
+                }
                 break;
             }
         }
@@ -327,6 +332,7 @@ impl Picker {
             _ => false,
         });
         self.free_blocks = self.free_blocks.saturating_sub(taken as u64);
+        self.settle(i);
         taken
     }
 
@@ -381,34 +387,36 @@ impl Picker {
         p
     }
 
-    /// A uniformly random piece the peer has that we neither have nor are downloading.
+    /// A uniformly random piece the peer has that we neither have nor are downloading: count the
+    /// candidates a word at a time (popcount), draw one, and walk to it.
     fn random_candidate(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
-        let mut count = 0u32;
-        for_each_one(peer, &self.have, &self.started, |_| {
-            count += 1;
-            true
-        });
+        let words = || candidate_words(peer, &self.have, &self.started);
+        let count: u32 = words().map(|(_, w)| w.count_ones()).sum();
         if count == 0 {
             return None;
         }
         let mut skip = rng.gen_range(0..count);
-        let mut pick = None;
-        for_each_one(peer, &self.have, &self.started, |i| {
-            if skip == 0 {
-                pick = Some(i);
-                return false;
+        for (at, mut w) in words() {
+            let ones = w.count_ones();
+            if skip >= ones {
+                skip -= ones;
+                continue;
             }
-            skip -= 1;
-            true
-        });
-        pick
+            for _ in 0..skip {
+                w &= w - 1; // clear the lowest set bit
+            }
+            // Wire order: the lowest set bit is the highest-numbered piece of the word, so
+            // counting from the low end walks the word backwards; any fixed order is uniform.
+            return Some(at + 63 - w.trailing_zeros());
+        }
+        None
     }
 
     /// The rarest piece the peer has that we neither have nor are downloading; ties at random.
     fn rarest_candidate(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
         let mut budget = SCAN_BUDGET;
-        // Bucket 0 holds pieces no known peer has; the fallback below covers a peer whose
-        // pieces were never reported.
+        // Bucket 0 holds pieces no known peer has: it is left to the fallback, which also covers
+        // a peer whose pieces were never reported.
         'buckets: for a in 1..self.availability.buckets() {
             let bucket = self.availability.bucket(a);
             if bucket.is_empty() {
@@ -432,8 +440,8 @@ impl Picker {
         self.rarest_by_scan(peer, rng)
     }
 
-    /// Rarest-first over the peer's bitfield: two passes (find the minimum availability and
-    /// how many pieces share it, then take a random one of them).
+    /// Rarest-first over the peer's bitfield: two passes (the minimum availability and how many
+    /// candidates share it, then a random one of those).
     fn rarest_by_scan(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
         let avail = |i: u32| {
             self.geometry
@@ -479,24 +487,64 @@ impl Picker {
             *s = i as u32;
         }
         self.started.set(p);
-        i
+        self.downloading += 1;
+        self.settle(i)
     }
 
     /// Takes partial `i` out of the list (its blocks are then implicitly free).
-    fn unstart(&mut self, i: usize) {
+    fn unstart(&mut self, mut i: usize) {
         if i >= self.partials.len() {
             return;
         }
-        let gone = self.partials.swap_remove(i);
+        if i < self.open {
+            self.open -= 1;
+            self.swap_partials(i, self.open);
+            i = self.open;
+        }
+        self.swap_partials(i, self.partials.len() - 1);
+        let Some(gone) = self.partials.pop() else {
+            return;
+        };
         if let Some(s) = self.slot.get_mut(gone.piece.idx()) {
             *s = NO_SLOT;
         }
-        if let Some(moved) = self.partials.get(i) {
-            if let Some(s) = self.slot.get_mut(moved.piece.idx()) {
-                *s = i as u32;
-            }
+        if !gone.is_full() {
+            self.downloading -= 1;
         }
         self.started.unset(gone.piece);
+    }
+
+    /// Moves partial `i` into the region its free-block count belongs to; returns its new index.
+    fn settle(&mut self, i: usize) -> usize {
+        let Some(pp) = self.partials.get(i) else {
+            return i;
+        };
+        if pp.free() > 0 && i >= self.open {
+            self.swap_partials(i, self.open);
+            self.open += 1;
+            self.open - 1
+        } else if pp.free() == 0 && i < self.open {
+            self.open -= 1;
+            self.swap_partials(i, self.open);
+            self.open
+        } else {
+            i
+        }
+    }
+
+    /// Swaps two entries of the partial list, keeping `slot` in step.
+    fn swap_partials(&mut self, i: usize, j: usize) {
+        if i == j || i >= self.partials.len() || j >= self.partials.len() {
+            return;
+        }
+        self.partials.swap(i, j);
+        for at in [i, j] {
+            if let Some(pp) = self.partials.get(at) {
+                if let Some(s) = self.slot.get_mut(pp.piece.idx()) {
+                    *s = at as u32;
+                }
+            }
+        }
     }
 
     /// The index in `partials` of piece `p`, if it is in progress.
@@ -523,12 +571,15 @@ impl Picker {
             None => BlockReceived::NotRequested,
             Some(Block::Received) => BlockReceived::Duplicate,
             Some(before) => {
+                let piece_complete = pp.is_full();
+                if piece_complete {
+                    self.downloading -= 1;
+                }
                 if before == Block::Free {
                     self.free_blocks = self.free_blocks.saturating_sub(1);
+                    self.settle(i);
                 }
-                BlockReceived::Fresh {
-                    piece_complete: pp.is_full(),
-                }
+                BlockReceived::Fresh { piece_complete }
             }
         }
     }
@@ -542,10 +593,13 @@ impl Picker {
         let Some(pp) = self.partials.get_mut(i) else {
             return;
         };
-        if pp.drop_request(b.index_in_piece()) {
+        let freed = pp.drop_request(b.index_in_piece());
+        let idle = pp.requested() == 0 && pp.received() == 0;
+        if freed {
             self.free_blocks += 1;
         }
-        if pp.requested() == 0 && pp.received() == 0 {
+        let i = self.settle(i);
+        if idle {
             self.unstart(i);
         }
     }
@@ -606,22 +660,41 @@ impl Picker {
         }
         assert_eq!(free, self.free_blocks);
         assert_eq!(self.started.count() as usize, self.partials.len());
+        for (i, pp) in self.partials.iter().enumerate() {
+            assert_eq!(pp.free() > 0, i < self.open, "partition at {i}");
+        }
+        let downloading = self.partials.iter().filter(|pp| !pp.is_full()).count();
+        assert_eq!(downloading, self.downloading);
         self.availability.check();
     }
 }
 
-/// Calls `f` with each piece set in `peer` and clear in both `a` and `b`, ascending, until `f`
-/// returns false. Works a 64-bit word at a time and skips empty words.
-fn for_each_one(peer: &Bitfield, a: &Bitfield, b: &Bitfield, mut f: impl FnMut(u32) -> bool) {
+/// The 64-bit words of `peer & !a & !b`, each with the number of its first piece, skipping
+/// words that are zero.
+fn candidate_words<'x>(
+    peer: &'x Bitfield,
+    a: &'x Bitfield,
+    b: &'x Bitfield,
+) -> impl Iterator<Item = (u32, u64)> + 'x {
     let (p, a, b) = (peer.as_bytes(), a.as_bytes(), b.as_bytes());
     let n = p.len().min(a.len()).min(b.len());
     let (p, a, b) = (&p[..n], &a[..n], &b[..n]);
-    let words = p.chunks(8).zip(a.chunks(8)).zip(b.chunks(8));
-    for (w, ((pw, aw), bw)) in words.enumerate() {
-        let mut bits = word(pw) & !word(aw) & !word(bw);
+    p.chunks(8)
+        .zip(a.chunks(8))
+        .zip(b.chunks(8))
+        .enumerate()
+        .map(|(w, ((pw, aw), bw))| (w as u32 * 64, word(pw) & !word(aw) & !word(bw)))
+        .filter(|&(_, bits)| bits != 0)
+}
+
+/// Calls `f` with each piece set in `peer` and clear in both `a` and `b`, ascending, until `f`
+/// returns false.
+fn for_each_one(peer: &Bitfield, a: &Bitfield, b: &Bitfield, mut f: impl FnMut(u32) -> bool) {
+    for (at, mut bits) in candidate_words(peer, a, b) {
         while bits != 0 {
+            // Wire order: piece `at + k` is bit `63 - k`.
             let k = bits.leading_zeros();
-            if !f(w as u32 * 64 + k) {
+            if !f(at + k) {
                 return;
             }
             bits &= !(1u64 << (63 - k));

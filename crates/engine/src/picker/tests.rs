@@ -233,14 +233,21 @@ fn end_game_only_when_every_block_is_requested() {
     let mut out = Vec::new();
     p.pick(&seed, &|x| x == b[0], 3, &mut rng, &mut out);
     assert!(out.is_empty());
-    // C has nothing outstanding: exactly one busy block, one of A's.
-    let c = pick(&mut p, &seed, 3, &mut rng);
-    assert_eq!(c.len(), 1);
-    assert!(a.contains(&c[0]));
-    // D gets a different busy block (fewest requesters first).
-    let d = pick(&mut p, &seed, 3, &mut rng);
-    assert_eq!(d.len(), 1);
-    assert!(a.contains(&d[0]) && d[0] != c[0]);
+    // Peers with nothing outstanding get exactly one busy block each, fewest requesters first:
+    // four such peers get the four blocks, each now fetched twice.
+    let mut busy = Vec::new();
+    for _ in 0..4 {
+        let got = pick(&mut p, &seed, 3, &mut rng);
+        assert_eq!(got.len(), 1);
+        assert!(
+            !busy.contains(&got[0]),
+            "{:?} handed out twice before the others",
+            got[0]
+        );
+        busy.push(got[0]);
+    }
+    assert!(busy.iter().all(|x| a.contains(x) || b.contains(x)));
+    let c = busy;
     // The first copy counts, the second is a duplicate; dropping the loser's request is a no-op.
     assert!(matches!(
         p.block_received(c[0]),
@@ -447,4 +454,64 @@ fn whole_download_of_16384_pieces_requests_each_block_once() {
     assert_eq!(p.partial_count(), 0);
     let short = requests.keys().filter(|b| b.len() != BLOCK_SIZE).count();
     assert_eq!(short, 1, "the short last block was requested");
+}
+
+#[test]
+fn rarest_first_holds_when_the_rarest_pieces_are_ones_the_peer_lacks() {
+    // 600 pieces only A has fill the rarest bucket (more than the scan budget); the peer T
+    // has none of them, so the search falls back to T's bitfield and must still find T's
+    // rarest pieces, 900..950.
+    let g = geometry(1000, 1);
+    let t = bits(&g, 600..1000);
+    let mut seen = HashSet::new();
+    for s in 0..20 {
+        let mut p = Picker::new(g, Bitfield::new(1000), config(0, 32));
+        p.peer_bitfield(&Bitfield::full(1000));
+        p.peer_bitfield(&t);
+        p.peer_bitfield(&bits(&g, (600..1000).filter(|i| !(900..950).contains(i))));
+        let mut rng = StdRng::seed_from_u64(s);
+        let got = pick(&mut p, &t, 3, &mut rng);
+        assert_eq!(got.len(), 3);
+        for b in got {
+            assert!((900..950).contains(&b.piece().get()), "{b:?}");
+            seen.insert(b.piece().get());
+        }
+    }
+    assert!(seen.len() >= 10, "ties spread: {seen:?}");
+}
+
+#[test]
+fn bitfield_walk_visits_candidates_in_order() {
+    let g = geometry(130, 1);
+    let peer = bits(&g, [3, 63, 64, 65, 100, 129]);
+    let skip = bits(&g, [65]);
+    let none = Bitfield::new(130);
+    let mut v = Vec::new();
+    super::for_each_one(&peer, &skip, &none, |i| {
+        v.push(i);
+        i < 100
+    });
+    assert_eq!(v, vec![3, 63, 64, 100], "stops when told");
+}
+
+#[test]
+fn random_first_draw_is_uniform_over_clustered_pieces() {
+    // Two clusters of ten pieces far apart: a "random start, next piece" draw would pick the
+    // first piece of a cluster most of the time.
+    let g = geometry(1000, 1);
+    let peer = bits(&g, (0..10).chain(500..510));
+    let mut counts: HashMap<u32, u32> = HashMap::new();
+    for s in 0..400 {
+        let mut p = Picker::new(g, Bitfield::new(1000), config(4, 32));
+        p.peer_bitfield(&peer);
+        let mut rng = StdRng::seed_from_u64(s);
+        *counts
+            .entry(pick(&mut p, &peer, 1, &mut rng)[0].piece().get())
+            .or_insert(0) += 1;
+    }
+    assert_eq!(counts.len(), 20, "every piece drawn: {counts:?}");
+    assert!(
+        counts.values().all(|&n| n <= 45),
+        "expected ~20 each: {counts:?}"
+    );
 }
