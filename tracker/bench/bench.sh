@@ -78,3 +78,6 @@ for t in "${targets[@]}"; do
   echo "median $name: $(tr ' ' '\n' <<<"${results[$name]}" | grep . | median) announces/s"
 done
 curl -s "http://127.0.0.1:$swarm_port/stats"
+rss_kib="$(awk '/^VmRSS:/ { print $2 }' "/proc/${pids[0]}/status")"
+peers="$(curl -s "http://127.0.0.1:$swarm_port/metrics" | awk '/^swarm_tracker_peers\{/ { n += $2 } END { print n }')"
+echo "swarm-tracker VmRSS: $rss_kib KiB with $peers peers ($((rss_kib * 1024 / (peers + 1))) bytes/peer all-in, runtime included)"

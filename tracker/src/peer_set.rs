@@ -1,5 +1,6 @@
-//! A compact set of peers of one address family: a dense `Vec` of packed entries plus a hash
-//! index from address to slot. Removal is `swap_remove` with one index fix-up; random selection
+//! A compact set of peers of one address family: a dense `Vec` of packed entries plus, once it
+//! holds more than [`SMALL`] peers, a hash index from address to slot (smaller sets are scanned,
+//! which saves the index's memory in the many tiny swarms a tracker holds). Removal is `swap_remove` with one index fix-up; random selection
 //! is a random start in the dense `Vec` and a wrapping scan.
 //!
 //! An entry packs the address, a seeder bit and a 15-bit "last seen" tick (see `store.rs`);
@@ -9,6 +10,9 @@ use std::hash::BuildHasher;
 use std::net::{Ipv6Addr, SocketAddrV4, SocketAddrV6};
 
 use hashbrown::HashTable;
+
+/// Sets up to this size have no index; lookups scan the dense `Vec`.
+const SMALL: usize = 16;
 
 /// Seeder flag in an entry's 16-bit meta word.
 const SEEDER: u16 = 0x8000;
@@ -152,6 +156,9 @@ impl<E: Entry> PeerSet<E> {
 
     fn slot_of(&self, addr: &E::Addr, s: &impl BuildHasher) -> Option<usize> {
         let dense = &self.dense;
+        if self.index.is_empty() {
+            return dense.iter().position(|e| e.is(addr));
+        }
         self.index
             .find(E::hash(addr, s), |&i| {
                 dense.get(i as usize).is_some_and(|e| e.is(addr))
@@ -186,10 +193,14 @@ impl<E: Entry> PeerSet<E> {
         }
         let slot = self.dense.len() as u32;
         self.dense.push(E::pack(addr, meta_word));
-        let dense = &self.dense;
-        self.index.insert_unique(E::hash(&addr, s), slot, |&i| {
-            dense.get(i as usize).map_or(0, |e| E::hash(&e.addr(), s))
-        });
+        if !self.index.is_empty() {
+            let dense = &self.dense;
+            self.index.insert_unique(E::hash(&addr, s), slot, |&i| {
+                dense.get(i as usize).map_or(0, |e| E::hash(&e.addr(), s))
+            });
+        } else if self.dense.len() > SMALL {
+            self.build_index(s);
+        }
         if is_seeder(meta_word) {
             self.seeders += 1;
         }
@@ -202,10 +213,26 @@ impl<E: Entry> PeerSet<E> {
         Some(self.remove_slot(slot, s))
     }
 
+    /// Indexes every entry (the index is either empty or complete).
+    fn build_index(&mut self, s: &impl BuildHasher) {
+        let dense = &self.dense;
+        let hasher = |&i: &u32| dense.get(i as usize).map_or(0, |e| E::hash(&e.addr(), s));
+        let mut index = HashTable::with_capacity(dense.len());
+        for (i, e) in dense.iter().enumerate() {
+            index.insert_unique(E::hash(&e.addr(), s), i as u32, hasher);
+        }
+        self.index = index;
+    }
+
     fn remove_slot(&mut self, slot: usize, s: &impl BuildHasher) -> u16 {
         let Some(gone) = self.dense.get(slot).copied() else {
             return 0;
         };
+        if self.index.is_empty() {
+            self.dense.swap_remove(slot);
+            self.seeders -= u32::from(is_seeder(gone.meta()));
+            return gone.meta();
+        }
         if let Ok(entry) = self
             .index
             .find_entry(E::hash(&gone.addr(), s), |&i| i as usize == slot)
@@ -222,8 +249,10 @@ impl<E: Entry> PeerSet<E> {
                 }
             }
         }
-        if is_seeder(gone.meta()) {
-            self.seeders -= 1;
+        self.seeders -= u32::from(is_seeder(gone.meta()));
+        if self.dense.len() <= SMALL / 2 {
+            // Back to scanning; the gap to SMALL keeps a set near the edge from rebuilding often.
+            self.index = HashTable::new();
         }
         gone.meta()
     }
@@ -256,10 +285,12 @@ impl<E: Entry> PeerSet<E> {
         let len = self.dense.len();
         if self.dense.capacity() > 16 && len < self.dense.capacity() / 4 {
             self.dense.shrink_to(len * 2);
-            let dense = &self.dense;
-            self.index.shrink_to(len * 2, |&i| {
-                dense.get(i as usize).map_or(0, |e| E::hash(&e.addr(), s))
-            });
+            if !self.index.is_empty() {
+                let dense = &self.dense;
+                self.index.shrink_to(len * 2, |&i| {
+                    dense.get(i as usize).map_or(0, |e| E::hash(&e.addr(), s))
+                });
+            }
         }
     }
 
@@ -352,6 +383,29 @@ mod tests {
         out.clear();
         set.select(0, 2, 10, &a4(9, 1), false, &mut out);
         assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn index_is_built_and_dropped_at_the_thresholds() {
+        let s = DefaultHashBuilder::default();
+        let mut set = PeerSet::<Peer4>::default();
+        for i in 0..=SMALL as u32 {
+            set.upsert(a4(i, 1), meta(false, 0), usize::MAX, &s);
+            assert_eq!(set.index.is_empty(), set.len() <= SMALL);
+        }
+        for i in 0..=SMALL as u32 {
+            assert_eq!(
+                set.slot_of(&a4(i, 1), &s).map(|j| set.dense[j].addr()),
+                Some(a4(i, 1))
+            );
+        }
+        while set.len() > SMALL / 2 {
+            let a = set.dense[0].addr();
+            assert!(!set.index.is_empty());
+            set.remove(&a, &s);
+        }
+        assert!(set.index.is_empty());
+        assert!(set.slot_of(&set.dense[3].addr(), &s) == Some(3));
     }
 
     #[derive(Debug, Clone)]
