@@ -5,9 +5,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
+use std::io::Write as _;
+
+use bencode::{Limits, Value, put_bytes, put_uint};
+
 use crate::error::ResponseError;
-use crate::reader::Reader;
-use crate::writer::{put_bytes, put_int, put_len};
 
 /// Most peers [`AnnounceResponse::decode`] keeps; later ones are dropped.
 pub const MAX_DECODED_PEERS: usize = 2000;
@@ -49,11 +51,16 @@ pub fn encode_failure(reason: &str, out: &mut Vec<u8>) {
     out.push(b'e');
 }
 
+/// Writes the `<len>:` head of a byte string whose bytes the caller appends.
+fn put_len(out: &mut Vec<u8>, len: usize) {
+    let _ = write!(out, "{len}:");
+}
+
 fn put_peer_dict(out: &mut Vec<u8>, ip: IpAddr, port: u16) {
     out.extend_from_slice(b"d2:ip");
     put_bytes(out, ip.to_string().as_bytes());
     out.extend_from_slice(b"4:port");
-    put_int(out, u64::from(port));
+    put_uint(out, u64::from(port));
     out.push(b'e');
 }
 
@@ -62,14 +69,14 @@ impl AnnounceReply<'_> {
     pub fn encode(&self, form: PeerForm, out: &mut Vec<u8>) {
         out.reserve(96 + 6 * self.peers4.len() + 18 * self.peers6.len());
         out.extend_from_slice(b"d8:complete");
-        put_int(out, self.complete);
+        put_uint(out, self.complete);
         out.extend_from_slice(b"10:incomplete");
-        put_int(out, self.incomplete);
+        put_uint(out, self.incomplete);
         out.extend_from_slice(b"8:interval");
-        put_int(out, u64::from(self.interval));
+        put_uint(out, u64::from(self.interval));
         if let Some(m) = self.min_interval {
             out.extend_from_slice(b"12:min interval");
-            put_int(out, u64::from(m));
+            put_uint(out, u64::from(m));
         }
         match form {
             PeerForm::Compact => {
@@ -130,8 +137,15 @@ pub struct AnnounceResponse {
     pub peers: Vec<SocketAddr>,
 }
 
-fn non_negative<T: TryFrom<i64>>(v: i64, field: &'static str) -> Result<T, ResponseError> {
-    T::try_from(v).map_err(|_| ResponseError::BadField(field))
+fn non_negative<T: TryFrom<i64>>(v: &Value<'_>, field: &'static str) -> Result<T, ResponseError> {
+    v.as_int()
+        .and_then(|i| T::try_from(i).ok())
+        .ok_or(ResponseError::BadField(field))
+}
+
+fn text(v: &Value<'_>, field: &'static str) -> Result<String, ResponseError> {
+    let b = v.as_bytes().ok_or(ResponseError::BadField(field))?;
+    Ok(String::from_utf8_lossy(b).into_owned())
 }
 
 fn push_capped(peers: &mut Vec<SocketAddr>, a: SocketAddr) {
@@ -160,35 +174,33 @@ fn compact6(chunk: &[u8]) -> Option<SocketAddr> {
     ))
 }
 
-/// Reads one `{ip, port, ...}` dictionary; `None` for a peer whose `ip` is a host name.
-fn peer_dict(r: &mut Reader<'_>) -> Result<Option<SocketAddr>, ResponseError> {
-    r.expect(b'd')?;
-    let (mut ip, mut port) = (None, None);
-    while let Some(k) = r.next_key()? {
-        match k {
-            b"ip" => {
-                let text = std::str::from_utf8(r.bytes()?).ok();
-                ip = text.and_then(|t| t.parse::<IpAddr>().ok());
-            }
-            b"port" => port = Some(non_negative::<u16>(r.int()?, "port")?),
-            _ => r.skip()?,
-        }
+/// One `{ip, port, ...}` dictionary; `None` for a peer whose `ip` is a host name.
+fn peer_dict(v: &Value<'_>) -> Result<Option<SocketAddr>, ResponseError> {
+    if v.as_dict().is_none() {
+        return Err(ResponseError::BadField("peers"));
     }
-    Ok(ip.zip(port).map(|(ip, port)| SocketAddr::new(ip, port)))
+    let port: u16 = non_negative(
+        v.get(b"port").ok_or(ResponseError::BadField("port"))?,
+        "port",
+    )?;
+    let ip = v
+        .get(b"ip")
+        .and_then(Value::as_str)
+        .and_then(|t| t.parse::<IpAddr>().ok());
+    Ok(ip.map(|ip| SocketAddr::new(ip, port)))
 }
 
 /// Appends the peers of a `peers` value in either form.
-fn peers_value(r: &mut Reader<'_>, out: &mut Vec<SocketAddr>) -> Result<(), ResponseError> {
-    if r.peek() == Some(b'l') {
-        r.expect(b'l')?;
-        while r.next_item()? {
-            if let Some(a) = peer_dict(r)? {
+fn peers_value(v: &Value<'_>, out: &mut Vec<SocketAddr>) -> Result<(), ResponseError> {
+    if let Some(list) = v.as_list() {
+        for item in list {
+            if let Some(a) = peer_dict(item)? {
                 push_capped(out, a);
             }
         }
         return Ok(());
     }
-    let raw = r.bytes()?;
+    let raw = v.as_bytes().ok_or(ResponseError::BadField("peers"))?;
     if raw.len() % 6 != 0 {
         return Err(ResponseError::BadField("peers"));
     }
@@ -198,53 +210,61 @@ fn peers_value(r: &mut Reader<'_>, out: &mut Vec<SocketAddr>) -> Result<(), Resp
     Ok(())
 }
 
+/// Decodes the top-level dictionary of a tracker response, turning `failure reason` into an
+/// error.
+pub(crate) fn top_dict(body: &[u8]) -> Result<Value<'_>, ResponseError> {
+    let v = bencode::decode_with(body, &RESPONSE_LIMITS)?;
+    if v.as_dict().is_none() {
+        return Err(ResponseError::NotADict);
+    }
+    if let Some(f) = v.get(b"failure reason") {
+        return Err(ResponseError::Failure(text(f, "failure reason")?));
+    }
+    Ok(v)
+}
+
+/// Caps on a response body: 8 MiB, shallow nesting, and enough values for a few thousand peers.
+const RESPONSE_LIMITS: Limits = Limits {
+    max_len: 8 << 20,
+    max_depth: 8,
+    max_items: 1 << 17,
+};
+
 impl AnnounceResponse {
     /// Decodes a response body; a `failure reason` becomes [`ResponseError::Failure`].
     pub fn decode(body: &[u8]) -> Result<AnnounceResponse, ResponseError> {
-        let mut r = Reader::new(body);
-        if r.peek() != Some(b'd') {
-            return Err(ResponseError::NotADict);
-        }
-        r.expect(b'd')?;
+        let v = top_dict(body)?;
         let mut resp = AnnounceResponse::default();
-        let mut peers6 = Vec::new();
-        let mut failure = None;
-        while let Some(k) = r.next_key()? {
-            match k {
-                b"failure reason" => {
-                    failure = Some(String::from_utf8_lossy(r.bytes()?).into_owned());
-                }
-                b"warning message" => {
-                    resp.warning = Some(String::from_utf8_lossy(r.bytes()?).into_owned());
-                }
-                b"interval" => resp.interval = Some(non_negative(r.int()?, "interval")?),
-                b"min interval" => {
-                    resp.min_interval = Some(non_negative(r.int()?, "min interval")?);
-                }
-                b"complete" => resp.complete = Some(non_negative(r.int()?, "complete")?),
-                b"incomplete" => resp.incomplete = Some(non_negative(r.int()?, "incomplete")?),
-                b"tracker id" => resp.tracker_id = Some(r.bytes()?.to_vec()),
-                b"peers" => peers_value(&mut r, &mut resp.peers)?,
-                b"peers6" => {
-                    let raw = r.bytes()?;
-                    if raw.len() % 18 != 0 {
-                        return Err(ResponseError::BadField("peers6"));
-                    }
-                    raw.chunks_exact(18)
-                        .filter_map(compact6)
-                        .for_each(|a| push_capped(&mut peers6, a));
-                }
-                _ => r.skip()?,
+        if let Some(w) = v.get(b"warning message") {
+            resp.warning = Some(text(w, "warning message")?);
+        }
+        if let Some(i) = v.get(b"interval") {
+            resp.interval = Some(non_negative(i, "interval")?);
+        }
+        if let Some(i) = v.get(b"min interval") {
+            resp.min_interval = Some(non_negative(i, "min interval")?);
+        }
+        if let Some(c) = v.get(b"complete") {
+            resp.complete = Some(non_negative(c, "complete")?);
+        }
+        if let Some(c) = v.get(b"incomplete") {
+            resp.incomplete = Some(non_negative(c, "incomplete")?);
+        }
+        if let Some(t) = v.get(b"tracker id") {
+            let id = t.as_bytes().ok_or(ResponseError::BadField("tracker id"))?;
+            resp.tracker_id = Some(id.to_vec());
+        }
+        if let Some(p) = v.get(b"peers") {
+            peers_value(p, &mut resp.peers)?;
+        }
+        if let Some(p6) = v.get(b"peers6") {
+            let raw = p6.as_bytes().ok_or(ResponseError::BadField("peers6"))?;
+            if raw.len() % 18 != 0 {
+                return Err(ResponseError::BadField("peers6"));
             }
-        }
-        if !r.at_end() {
-            return Err(ResponseError::Trailing);
-        }
-        if let Some(f) = failure {
-            return Err(ResponseError::Failure(f));
-        }
-        for a in peers6 {
-            push_capped(&mut resp.peers, a);
+            raw.chunks_exact(18)
+                .filter_map(compact6)
+                .for_each(|a| push_capped(&mut resp.peers, a));
         }
         Ok(resp)
     }
@@ -316,10 +336,15 @@ mod tests {
             AnnounceResponse::decode(b"d8:intervali-1ee"),
             Err(ResponseError::BadField("interval"))
         );
-        assert_eq!(
+        assert!(matches!(
             AnnounceResponse::decode(b"dexx"),
-            Err(ResponseError::Trailing)
-        );
+            Err(ResponseError::Bencode(_))
+        ));
+        let deep = format!("d1:x{}{}e", "l".repeat(50), "e".repeat(50));
+        assert!(matches!(
+            AnnounceResponse::decode(deep.as_bytes()),
+            Err(ResponseError::Bencode(_))
+        ));
         assert!(AnnounceResponse::decode(b"d8:interval").is_err());
     }
 

@@ -59,19 +59,13 @@ pub enum ResponseError {
     /// The tracker answered with a `failure reason`.
     #[error("tracker failure: {0}")]
     Failure(String),
-    /// The body is not well-formed bencode.
-    #[error("malformed bencode at byte {0}")]
-    Malformed(usize),
-    /// Nesting deeper than the decoder accepts.
-    #[error("bencode nested too deeply")]
-    TooDeep,
+    /// The body is not well-formed bencode (or breaks the decoder's caps).
+    #[error(transparent)]
+    Bencode(#[from] bencode::Error),
     /// The top level is not a dictionary.
     #[error("response is not a dictionary")]
     NotADict,
     /// A known key holds a value of the wrong type or range.
     #[error("bad value for {0}")]
     BadField(&'static str),
-    /// Bytes after the top-level dictionary.
-    #[error("trailing bytes after the response")]
-    Trailing,
 }

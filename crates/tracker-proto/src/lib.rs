@@ -2,17 +2,15 @@
 //! query on the tracker, building one on the client, encoding responses straight into a buffer
 //! on the tracker and decoding them on the client (BEP 3, 7, 21, 23, 48).
 //!
-//! It is not a tracker and not an HTTP client: no sockets, no clock, no peer store. Response
-//! decoding uses a small borrowing bencode reader of its own (`reader.rs`) so it stays
-//! allocation-light and independent of a value tree.
+//! It is not a tracker and not an HTTP client: no sockets, no clock, no peer store. Bencode
+//! reading and the `put_*` writers come from the workspace's `bencode` crate; responses are
+//! encoded by hand, keys in sorted order, straight into the caller's buffer.
 
 mod announce_request;
 mod announce_response;
 mod error;
 mod query;
-mod reader;
 mod scrape;
-mod writer;
 
 pub use announce_request::{AnnounceRequest, Event, PARAM_BYTES_MAX, ParamBytes};
 pub use announce_response::{

@@ -7,10 +7,11 @@
 
 use metainfo::InfoHash;
 
+use bencode::{Value, put_bytes, put_uint};
+
+use crate::announce_response::top_dict;
 use crate::error::{QueryError, ResponseError};
 use crate::query::{name_is, params, percent_encode_into};
-use crate::reader::Reader;
-use crate::writer::{put_bytes, put_int};
 
 /// The usual cap on info-hashes in one scrape.
 pub const DEFAULT_MAX_SCRAPE: usize = 100;
@@ -91,11 +92,11 @@ impl ScrapeResponse {
         for (h, s) in sorted {
             put_bytes(out, h.as_bytes());
             out.extend_from_slice(b"d8:complete");
-            put_int(out, s.complete);
+            put_uint(out, s.complete);
             out.extend_from_slice(b"10:downloaded");
-            put_int(out, s.downloaded);
+            put_uint(out, s.downloaded);
             out.extend_from_slice(b"10:incomplete");
-            put_int(out, s.incomplete);
+            put_uint(out, s.incomplete);
             out.push(b'e');
         }
         out.extend_from_slice(b"ee");
@@ -103,61 +104,39 @@ impl ScrapeResponse {
 
     /// Decodes a scrape body; a `failure reason` becomes [`ResponseError::Failure`].
     pub fn decode(body: &[u8]) -> Result<ScrapeResponse, ResponseError> {
-        let mut r = Reader::new(body);
-        if r.peek() != Some(b'd') {
-            return Err(ResponseError::NotADict);
-        }
-        r.expect(b'd')?;
+        let v = top_dict(body)?;
         let mut resp = ScrapeResponse::default();
-        let mut failure = None;
-        while let Some(k) = r.next_key()? {
-            match k {
-                b"failure reason" => {
-                    failure = Some(String::from_utf8_lossy(r.bytes()?).into_owned());
-                }
-                b"files" => files(&mut r, &mut resp.files)?,
-                _ => r.skip()?,
+        let Some(files) = v.get(b"files") else {
+            return Ok(resp);
+        };
+        let entries = files.as_dict().ok_or(ResponseError::BadField("files"))?;
+        for (key, stats) in entries.iter().take(MAX_DECODED_FILES) {
+            let hash = InfoHash::from_slice(key).ok_or(ResponseError::BadField("files"))?;
+            if stats.as_dict().is_none() {
+                return Err(ResponseError::BadField("files"));
             }
+            resp.files.push((
+                hash,
+                ScrapeStats {
+                    complete: count(stats, "complete")?,
+                    downloaded: count(stats, "downloaded")?,
+                    incomplete: count(stats, "incomplete")?,
+                },
+            ));
         }
-        if !r.at_end() {
-            return Err(ResponseError::Trailing);
-        }
-        match failure {
-            Some(f) => Err(ResponseError::Failure(f)),
-            None => Ok(resp),
-        }
+        Ok(resp)
     }
 }
 
-fn count(r: &mut Reader<'_>, field: &'static str) -> Result<u64, ResponseError> {
-    u64::try_from(r.int()?).map_err(|_| ResponseError::BadField(field))
-}
-
-fn files(r: &mut Reader<'_>, out: &mut Vec<(InfoHash, ScrapeStats)>) -> Result<(), ResponseError> {
-    if r.peek() != Some(b'd') {
-        return Err(ResponseError::BadField("files"));
+/// A count field of a `files` entry; absent counts as 0.
+fn count(stats: &Value<'_>, field: &'static str) -> Result<u64, ResponseError> {
+    match stats.get(field.as_bytes()) {
+        None => Ok(0),
+        Some(v) => v
+            .as_int()
+            .and_then(|i| u64::try_from(i).ok())
+            .ok_or(ResponseError::BadField(field)),
     }
-    r.expect(b'd')?;
-    while let Some(key) = r.next_key()? {
-        let hash = InfoHash::from_slice(key).ok_or(ResponseError::BadField("files"))?;
-        if r.peek() != Some(b'd') {
-            return Err(ResponseError::BadField("files"));
-        }
-        r.expect(b'd')?;
-        let mut s = ScrapeStats::default();
-        while let Some(k) = r.next_key()? {
-            match k {
-                b"complete" => s.complete = count(r, "complete")?,
-                b"downloaded" => s.downloaded = count(r, "downloaded")?,
-                b"incomplete" => s.incomplete = count(r, "incomplete")?,
-                _ => r.skip()?,
-            }
-        }
-        if out.len() < MAX_DECODED_FILES {
-            out.push((hash, s));
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
