@@ -10,6 +10,11 @@
 //! - [`rate`]: a sliding-window bytes/second estimator.
 
 pub mod choker;
+pub mod peer;
 pub mod picker;
 pub mod pipeline;
 pub mod rate;
+pub mod torrent;
+
+pub use peer::{PeerKey, Upload};
+pub use torrent::{Config, Event, PeerError, PieceOutcome, Stats, Torrent};

@@ -1,0 +1,122 @@
+//! What the torrent state machine knows about one connected peer.
+
+use std::collections::{HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::BytesMut;
+use metainfo::{Bitfield, BlockRef, PeerId, PieceIndex};
+use wire::Message;
+
+use crate::pipeline::Pipeline;
+
+/// Identifies a peer connection within one [`Torrent`](crate::Torrent); never reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PeerKey(pub(crate) u64);
+
+impl PeerKey {
+    /// The raw number, for logs.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl std::fmt::Display for PeerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A block a peer asked us for, validated against the torrent's geometry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Upload {
+    /// The piece.
+    pub piece: PieceIndex,
+    /// Offset within the piece.
+    pub begin: u32,
+    /// Length (at most 16 KiB).
+    pub len: u32,
+}
+
+/// Per-peer protocol state.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub addr: SocketAddr,
+    pub id: Option<PeerId>,
+    pub fast: bool,
+    pub extended: bool,
+    /// Any message after the handshake seen (a BITFIELD is only allowed before that).
+    pub got_first: bool,
+    pub bitfield: Bitfield,
+    /// Pieces the peer has that we lack: the peer is interesting while this is non-zero.
+    pub interesting: u32,
+    pub peer_choking: bool,
+    pub peer_interested: bool,
+    pub am_choking: bool,
+    pub am_interested: bool,
+    /// Our requests to the peer.
+    pub outstanding: HashSet<BlockRef>,
+    /// When the oldest unanswered stretch of requests began (reset by every block that arrives).
+    pub waiting_since: Option<Instant>,
+    /// No block arrived in time: keep at most one request outstanding until one does.
+    pub snubbed: bool,
+    pub pipeline: Pipeline,
+    /// The peer's `reqq` from its extension handshake.
+    pub reqq: Option<u32>,
+    /// The peer's requests to us, oldest first (capped at our advertised `reqq`).
+    pub incoming: VecDeque<Upload>,
+    /// Encoded messages waiting to be written.
+    pub out: BytesMut,
+    /// A `Wake` for this peer is queued and not yet acted on.
+    pub wake_pending: bool,
+    pub last_recv: Instant,
+    pub last_sent: Instant,
+    /// Malformed or pointless messages received.
+    pub invalid: u32,
+    pub downloaded: u64,
+    pub uploaded: u64,
+    /// The peer told us it will not download (seed, or BEP 21 upload-only).
+    pub upload_only: bool,
+}
+
+impl Peer {
+    pub fn new(addr: SocketAddr, pieces: u32, now: Instant) -> Self {
+        Peer {
+            addr,
+            id: None,
+            fast: false,
+            extended: false,
+            got_first: false,
+            bitfield: Bitfield::new(pieces),
+            interesting: 0,
+            peer_choking: true,
+            peer_interested: false,
+            am_choking: true,
+            am_interested: false,
+            outstanding: HashSet::new(),
+            waiting_since: None,
+            snubbed: false,
+            pipeline: Pipeline::new(now),
+            reqq: None,
+            incoming: VecDeque::new(),
+            out: BytesMut::new(),
+            wake_pending: false,
+            last_recv: now,
+            last_sent: now,
+            invalid: 0,
+            downloaded: 0,
+            uploaded: 0,
+            upload_only: false,
+        }
+    }
+
+    /// Encodes `msg` into the outgoing buffer.
+    pub fn send(&mut self, msg: &Message) {
+        msg.encode(&mut self.out);
+    }
+
+    /// Is the peer a seed (has every piece)?
+    pub fn is_seed(&self) -> bool {
+        self.bitfield.is_full()
+    }
+}

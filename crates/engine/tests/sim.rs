@@ -1,0 +1,380 @@
+//! Whole-torrent simulations: several engines trade a torrent over in-memory pipes on a
+//! virtual clock. No sockets, no sleeping.
+
+#![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, BytesMut};
+use engine::{Config, Event, PeerError, PeerKey, PieceOutcome, Torrent};
+use metainfo::{Bitfield, Geometry, PeerId};
+use wire::{BlockSpec, Decoder, Message, Reserved};
+
+/// Deterministic content for byte `i` of the torrent.
+fn byte_at(i: u64) -> u8 {
+    (i.wrapping_mul(2_654_435_761) >> 13) as u8
+}
+
+fn content(g: &Geometry) -> Vec<u8> {
+    (0..g.total_len()).map(byte_at).collect()
+}
+
+struct Node {
+    t: Torrent,
+    addr: SocketAddr,
+    /// Our key for each other node index.
+    keys: HashMap<usize, PeerKey>,
+    /// Data we hold (written pieces only; the rest zeros).
+    disk: Vec<u8>,
+    /// Corrupt every block we upload.
+    evil: bool,
+    /// Blocks uploaded per link per step (models a slow uplink).
+    upload_cap: usize,
+    completed: bool,
+}
+
+struct Sim {
+    g: Geometry,
+    truth: Vec<u8>,
+    nodes: Vec<Node>,
+    now: Instant,
+}
+
+fn reserved(fast: bool) -> Reserved {
+    let mut r = Reserved::default();
+    r.set_extension_protocol(true);
+    r.set_fast(fast);
+    r
+}
+
+impl Sim {
+    fn new(g: Geometry, seeds: &[bool], config: Config) -> Sim {
+        let truth = content(&g);
+        let now = Instant::now();
+        let nodes = seeds
+            .iter()
+            .enumerate()
+            .map(|(i, &seed)| {
+                let have = if seed {
+                    Bitfield::full(g.piece_count())
+                } else {
+                    Bitfield::new(g.piece_count())
+                };
+                Node {
+                    t: Torrent::new(g, have, config.clone(), 7 + i as u64, now),
+                    addr: SocketAddr::from(([127, 0, 0, 1 + i as u8], 6881)),
+                    keys: HashMap::new(),
+                    disk: if seed {
+                        truth.clone()
+                    } else {
+                        vec![0; g.total_len() as usize]
+                    },
+                    evil: false,
+                    upload_cap: usize::MAX,
+                    completed: seed,
+                }
+            })
+            .collect();
+        Sim {
+            g,
+            truth,
+            nodes,
+            now,
+        }
+    }
+
+    fn connect(&mut self, a: usize, b: usize, fast: bool) {
+        let (ida, idb) = (PeerId([a as u8; 20]), PeerId([b as u8; 20]));
+        let addr_b = self.nodes[b].addr;
+        let addr_a = self.nodes[a].addr;
+        let ka = self.nodes[a]
+            .t
+            .add_peer(addr_b, reserved(fast), idb, self.now)
+            .unwrap();
+        let kb = self.nodes[b]
+            .t
+            .add_peer(addr_a, reserved(fast), ida, self.now)
+            .unwrap();
+        self.nodes[a].keys.insert(b, ka);
+        self.nodes[b].keys.insert(a, kb);
+    }
+
+    /// Moves everything queued one hop; returns whether anything moved.
+    fn step(&mut self) -> bool {
+        let mut moved = false;
+        let n = self.nodes.len();
+        for a in 0..n {
+            // Events first (verify + write pieces, disconnects).
+            while let Some(ev) = self.nodes[a].t.poll_event() {
+                match ev {
+                    Event::PieceReady { piece, data } => {
+                        let off = self.g.piece_offset(piece) as usize;
+                        let ok = data[..] == self.truth[off..off + data.len()];
+                        let outcome = if ok {
+                            self.nodes[a].disk[off..off + data.len()].copy_from_slice(&data);
+                            PieceOutcome::Written
+                        } else {
+                            PieceOutcome::HashFailed
+                        };
+                        self.nodes[a].t.piece_written(piece, outcome, self.now);
+                        moved = true;
+                    }
+                    Event::Completed => self.nodes[a].completed = true,
+                    Event::Disconnect(k, _) => {
+                        self.drop_link(a, k);
+                        moved = true;
+                    }
+                    Event::Wake(_) | Event::PieceDone(_) => {}
+                }
+            }
+            let links: Vec<(usize, PeerKey)> =
+                self.nodes[a].keys.iter().map(|(b, k)| (*b, *k)).collect();
+            for (b, k) in links {
+                let mut bytes = BytesMut::new();
+                if let Ok(Some(out)) = self.nodes[a].t.take_outgoing(k, self.now) {
+                    bytes.extend_from_slice(&out);
+                }
+                let mut sent = 0;
+                while sent < self.nodes[a].upload_cap {
+                    let Some(u) = self.nodes[a].t.next_upload(k) else {
+                        break;
+                    };
+                    sent += 1;
+                    let off = (self.g.piece_offset(u.piece) + u64::from(u.begin)) as usize;
+                    let mut data = self.nodes[a].disk[off..off + u.len as usize].to_vec();
+                    if self.nodes[a].evil {
+                        data.iter_mut().for_each(|x| *x ^= 0x5a);
+                    }
+                    bytes.put_slice(&wire::piece_header(u.piece.get(), u.begin, u.len));
+                    bytes.put_slice(&data);
+                    self.nodes[a].t.on_uploaded(k, u64::from(u.len), self.now);
+                }
+                if bytes.is_empty() {
+                    continue;
+                }
+                moved = true;
+                let Some(&kb) = self.nodes[b].keys.get(&a) else {
+                    continue;
+                };
+                let dec = Decoder::default();
+                while let Some(m) = dec.decode(&mut bytes).unwrap() {
+                    if self.nodes[b].t.handle_message(kb, m, self.now).is_err() {
+                        self.drop_link(b, kb);
+                        break;
+                    }
+                }
+            }
+        }
+        moved
+    }
+
+    fn drop_link(&mut self, a: usize, k: PeerKey) {
+        let Some(b) = self.nodes[a]
+            .keys
+            .iter()
+            .find(|(_, kk)| **kk == k)
+            .map(|(b, _)| *b)
+        else {
+            return;
+        };
+        self.nodes[a].keys.remove(&b);
+        self.nodes[a].t.remove_peer(k);
+        if let Some(kb) = self.nodes[b].keys.remove(&a) {
+            self.nodes[b].t.remove_peer(kb);
+        }
+    }
+
+    /// Runs until quiet, advancing the clock by `tick` whenever nothing moves; bounded.
+    fn run(&mut self, tick: Duration, max_ticks: u32) {
+        for _ in 0..max_ticks {
+            let mut spins = 0;
+            while self.step() && spins < 100_000 {
+                spins += 1;
+            }
+            if self.nodes.iter().all(|n| n.completed) {
+                return;
+            }
+            self.now += tick;
+            for n in &mut self.nodes {
+                n.t.handle_timeout(self.now);
+            }
+        }
+    }
+}
+
+fn geometry() -> Geometry {
+    // 9 pieces of 32 KiB and a short last piece with a short last block.
+    Geometry::new(9 * 32_768 + 20_000, 32_768).unwrap()
+}
+
+#[test]
+fn one_seed_one_leecher_transfers_everything() {
+    let mut sim = Sim::new(geometry(), &[true, false], Config::default());
+    sim.connect(0, 1, true);
+    sim.run(Duration::from_secs(1), 60);
+    assert!(sim.nodes[1].completed, "leecher did not complete");
+    assert_eq!(sim.nodes[1].disk, sim.truth);
+    assert_eq!(sim.nodes[1].t.stats().left, 0);
+}
+
+#[test]
+fn swarm_of_five_leechers_completes_without_fast_extension() {
+    // Large enough that request pipelines (16 deep at the start) do not cover the whole file.
+    let g = Geometry::new(199 * 32_768 + 5_000, 32_768).unwrap();
+    let mut sim = Sim::new(
+        g,
+        &[true, false, false, false, false, false],
+        Config::default(),
+    );
+    // The seed's uplink is the bottleneck, as in a real swarm.
+    sim.nodes[0].upload_cap = 1;
+    for a in 0..6 {
+        for b in a + 1..6 {
+            sim.connect(a, b, false);
+        }
+    }
+    sim.run(Duration::from_secs(1), 300);
+    for (i, n) in sim.nodes.iter().enumerate() {
+        assert!(n.completed, "node {i} did not complete");
+        assert_eq!(n.disk, sim.truth, "node {i} has wrong bytes");
+    }
+    // Leechers traded among themselves: the seed did not upload everything five times.
+    let seed_up = sim.nodes[0].t.stats().uploaded;
+    assert!(seed_up < 5 * sim.g.total_len(), "seed uploaded {seed_up}");
+}
+
+#[test]
+fn corrupt_uploader_is_banned_and_download_still_completes() {
+    let mut sim = Sim::new(geometry(), &[true, true, false], Config::default());
+    sim.nodes[0].evil = true;
+    sim.connect(0, 2, true);
+    sim.connect(1, 2, true);
+    sim.run(Duration::from_secs(1), 200);
+    assert!(sim.nodes[2].completed);
+    assert_eq!(sim.nodes[2].disk, sim.truth);
+    assert!(
+        sim.nodes[2].t.is_banned(sim.nodes[0].addr.ip()),
+        "evil peer not banned"
+    );
+    assert!(sim.nodes[2].t.stats().wasted > 0);
+}
+
+fn leecher_with_one_peer(fast: bool) -> (Torrent, PeerKey, Instant) {
+    let g = geometry();
+    let now = Instant::now();
+    let mut t = Torrent::new(
+        g,
+        Bitfield::full(g.piece_count()),
+        Config::default(),
+        1,
+        now,
+    );
+    let k = t
+        .add_peer(
+            SocketAddr::from(([127, 0, 0, 9], 1)),
+            reserved(fast),
+            PeerId([9; 20]),
+            now,
+        )
+        .unwrap();
+    (t, k, now)
+}
+
+#[test]
+fn bitfield_after_first_message_disconnects() {
+    let (mut t, k, now) = leecher_with_one_peer(false);
+    t.handle_message(k, Message::Interested, now).unwrap();
+    let bf = Message::Bitfield(vec![0u8; 2].into());
+    assert!(matches!(
+        t.handle_message(k, bf, now),
+        Err(PeerError::Protocol(_))
+    ));
+}
+
+#[test]
+fn wrong_size_bitfield_and_have_out_of_range_disconnect() {
+    let (mut t, k, now) = leecher_with_one_peer(false);
+    assert!(
+        t.handle_message(k, Message::Bitfield(vec![0u8; 3].into()), now)
+            .is_err()
+    );
+    let (mut t, k, now) = leecher_with_one_peer(false);
+    assert!(
+        t.handle_message(k, Message::Bitfield(vec![0, 0x01].into()), now)
+            .is_err(),
+        "spare bit"
+    );
+    let (mut t, k, now) = leecher_with_one_peer(false);
+    assert!(t.handle_message(k, Message::Have(10), now).is_err());
+}
+
+#[test]
+fn oversized_request_is_rejected_not_fatal_and_out_of_range_is_fatal() {
+    let (mut t, k, now) = leecher_with_one_peer(true);
+    t.handle_message(k, Message::Interested, now).unwrap();
+    let big = BlockSpec {
+        piece: 0,
+        begin: 0,
+        len: 32_768,
+    };
+    t.handle_message(k, Message::Request(big), now).unwrap();
+    assert!(t.next_upload(k).is_none());
+    let out = t.take_outgoing(k, now).unwrap().unwrap();
+    let dec = Decoder::default();
+    let mut buf = BytesMut::from(&out[..]);
+    let mut saw_reject = false;
+    while let Some(m) = dec.decode(&mut buf).unwrap() {
+        saw_reject |= m == Message::Reject(big);
+    }
+    assert!(saw_reject, "oversized request was not rejected");
+    let bad = BlockSpec {
+        piece: 99,
+        begin: 0,
+        len: 16_384,
+    };
+    assert!(t.handle_message(k, Message::Request(bad), now).is_err());
+}
+
+#[test]
+fn request_flood_is_capped_at_reqq() {
+    let (mut t, k, now) = leecher_with_one_peer(false);
+    t.handle_message(k, Message::Interested, now).unwrap();
+    // The single interested peer is unchoked at once (a free slot).
+    let spec = BlockSpec {
+        piece: 0,
+        begin: 0,
+        len: 16_384,
+    };
+    let mut errors = 0;
+    for _ in 0..10_000 {
+        if t.handle_message(k, Message::Request(spec), now).is_err() {
+            errors += 1;
+            break;
+        }
+    }
+    let mut queued = 0;
+    while t.next_upload(k).is_some() {
+        queued += 1;
+    }
+    assert!(queued <= Config::default().reqq as usize, "queued {queued}");
+    assert!(queued > 0, "no request served");
+    assert!(errors <= 1);
+}
+
+#[test]
+fn silent_peer_is_dropped_after_idle_timeout() {
+    let (mut t, k, now) = leecher_with_one_peer(false);
+    t.handle_timeout(now + Duration::from_secs(60));
+    let mut dropped = false;
+    while let Some(ev) = t.poll_event() {
+        dropped |= matches!(ev, Event::Disconnect(kk, PeerError::Idle) if kk == k);
+    }
+    assert!(!dropped);
+    t.handle_timeout(now + Duration::from_secs(121));
+    while let Some(ev) = t.poll_event() {
+        dropped |= matches!(ev, Event::Disconnect(kk, PeerError::Idle) if kk == k);
+    }
+    assert!(dropped, "idle peer kept");
+}
