@@ -69,7 +69,7 @@ impl fmt::Debug for Info {
 
 impl Info {
     /// Parses a bare bencoded info dictionary (e.g. metadata received from peers, BEP 9); the
-    /// info-hash is the SHA-1 of exactly these bytes.
+    /// info-hash is the SHA-1 of exactly these bytes (compare it with the hash you asked for).
     pub fn from_bytes(raw: &[u8]) -> Result<Info, MetainfoError> {
         if raw.len() > MAX_TORRENT_BYTES {
             return Err(MetainfoError::TooLarge {
