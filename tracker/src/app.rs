@@ -11,6 +11,7 @@ use tracker_proto::{
 
 use crate::config::Config;
 use crate::metrics::{Metrics, bump};
+use crate::rate_limit::Limiter;
 use crate::store::{Announce, Store};
 use crate::swarm::PeerList;
 
@@ -26,6 +27,8 @@ pub(crate) struct App {
     pub store: Store,
     /// Request counters.
     pub metrics: Metrics,
+    /// Per-address announce limits, when configured.
+    pub limiter: Option<Limiter>,
 }
 
 /// Where a request came from, as the handler saw it.
@@ -46,6 +49,7 @@ impl App {
     pub(crate) fn new(config: Config) -> App {
         App {
             store: Store::new(config.limits),
+            limiter: config.rate_limit.map(Limiter::new),
             config,
             metrics: Metrics::default(),
         }
@@ -78,12 +82,12 @@ impl App {
         ip
     }
 
-    /// Answers `GET /announce?<query>` into `out`.
+    /// Answers `GET /announce?<query>` into `out`; `now_ms` is the service clock in ms.
     pub(crate) fn announce(
         &self,
         query: &[u8],
         origin: &Origin<'_>,
-        now: u64,
+        now_ms: u64,
         rng: &mut impl Rng,
         out: &mut Vec<u8>,
     ) {
@@ -104,9 +108,15 @@ impl App {
                 .unwrap_or(self.config.numwant_default)
                 .min(self.config.numwant_max)
         };
+        let ip = self.peer_ip(origin, &req);
+        if let Some(l) = &self.limiter {
+            if !l.allow(ip, now_ms) {
+                return self.fail("rate limit exceeded: announce less often", out);
+            }
+        }
         let a = Announce {
             info_hash: req.info_hash,
-            addr: SocketAddr::new(self.peer_ip(origin, &req), req.port),
+            addr: SocketAddr::new(ip, req.port),
             seeder: req.left == 0,
             event: req.event,
             numwant: want as usize,
@@ -117,7 +127,7 @@ impl App {
         } else {
             peers.v6.reserve_exact(want as usize);
         }
-        let done = match self.store.announce(&a, now, rng, &mut peers) {
+        let done = match self.store.announce(&a, now_ms / 1000, rng, &mut peers) {
             Ok(d) => d,
             Err(e) => return self.fail(&e.to_string(), out),
         };

@@ -140,6 +140,31 @@ fn bad_requests_get_a_failure_reason() {
 }
 
 #[test]
+fn rate_limit_refuses_fast_announcers_only() {
+    let config = Config {
+        rate_limit: Some(crate::rate_limit::RateLimit {
+            per_minute: 60,
+            burst: 1,
+            max_tracked: 100,
+        }),
+        ..Config::default()
+    };
+    let app = App::new(config);
+    assert!(call(&app, &req(1, 5), plain(1)).is_ok());
+    assert!(call(&app, &req(1, 5), plain(1)).is_ok());
+    assert_eq!(
+        call(&app, &req(1, 5), plain(1)),
+        Err(ResponseError::Failure(
+            "rate limit exceeded: announce less often".into()
+        ))
+    );
+    assert!(
+        call(&app, &req(1, 5), plain(2)).is_ok(),
+        "other addresses are unaffected"
+    );
+}
+
+#[test]
 fn full_tracker_refuses_new_swarms_and_warns_unlisted_peers() {
     let mut config = Config::default();
     config.limits.max_swarms = 1;

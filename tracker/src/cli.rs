@@ -8,6 +8,7 @@ use clap::Parser;
 use socket2::{Domain, Socket, Type};
 
 use crate::Config;
+use crate::rate_limit::RateLimit;
 
 /// An HTTP BitTorrent tracker (announce, scrape, stats, metrics).
 #[derive(Debug, Parser)]
@@ -64,6 +65,15 @@ pub struct Args {
     /// A reverse proxy whose X-Forwarded-For is trusted; repeatable.
     #[arg(long = "trusted-proxy")]
     pub trusted_proxies: Vec<IpAddr>,
+    /// Announces allowed per minute per client address (IPv6: per /64); 0 turns the limit off.
+    #[arg(long, default_value_t = 0)]
+    pub announce_rate: u32,
+    /// Announces a client address may make in a burst above --announce-rate.
+    #[arg(long, default_value_t = 30)]
+    pub announce_burst: u32,
+    /// Most client addresses the rate limiter tracks at once.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub rate_tracked: usize,
     /// Log filter (e.g. info, debug, tracker=trace); RUST_LOG is used when this is absent.
     #[arg(long)]
     pub log_level: Option<String>,
@@ -85,6 +95,11 @@ impl Args {
             max_connections: self.max_connections,
             accept_ip_param: self.accept_ip_param,
             trusted_proxies: self.trusted_proxies.clone(),
+            rate_limit: (self.announce_rate > 0).then_some(RateLimit {
+                per_minute: self.announce_rate,
+                burst: self.announce_burst,
+                max_tracked: self.rate_tracked,
+            }),
             ..Config::default()
         };
         config.limits.max_swarms = self.max_swarms;
@@ -140,6 +155,8 @@ mod tests {
             "5",
             "--trusted-proxy",
             "10.0.0.1",
+            "--announce-rate",
+            "120",
         ])
         .unwrap();
         let c = a.config();
@@ -149,6 +166,10 @@ mod tests {
             (600, 80, 5)
         );
         assert_eq!(c.limits.peer_expiry_secs, 900);
+        assert_eq!(
+            c.rate_limit.map(|r| (r.per_minute, r.burst)),
+            Some((120, 30))
+        );
         assert_eq!(
             c.trusted_proxies,
             vec!["10.0.0.1".parse::<IpAddr>().unwrap()]

@@ -3,6 +3,7 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::rate_limit::RateLimit;
 use crate::store::{Limits, MAX_EXPIRY_SECS};
 
 /// Everything [`crate::run`] can be told.
@@ -36,6 +37,8 @@ pub struct Config {
     pub accept_ip_param: bool,
     /// Proxies whose `X-Forwarded-For` header (its last entry) is taken as the peer address.
     pub trusted_proxies: Vec<IpAddr>,
+    /// Per-address announce rate limit; off by default (clients behind one NAT share an address).
+    pub rate_limit: Option<RateLimit>,
 }
 
 impl Default for Config {
@@ -58,6 +61,7 @@ impl Default for Config {
             max_connections: 4096,
             accept_ip_param: false,
             trusted_proxies: Vec::new(),
+            rate_limit: None,
         }
     }
 }
@@ -99,6 +103,11 @@ impl Config {
                 "request timeout must be positive",
             ),
             (self.max_connections == 0, "connection cap must be positive"),
+            (
+                self.rate_limit
+                    .is_some_and(|r| r.per_minute == 0 || r.per_minute > 60_000),
+                "announce rate must be between 1 and 60000 per minute",
+            ),
         ];
         match checks.iter().find(|(bad, _)| *bad) {
             Some((_, why)) => Err(ConfigError(why)),

@@ -4,8 +4,9 @@
 //!
 //! Inside: a sharded, clock-free swarm store (`store.rs`, `swarm.rs`, `peer_set.rs`) that keeps
 //! IPv4 peers in 8-byte packed entries; the request logic (`app.rs`); the axum routes
-//! (`routes.rs`); connection guards (`conn.rs`). It is not a UDP tracker (BEP 15), does not
-//! store peer ids (dictionary-form peer lists carry none) and does not yet rate-limit per IP.
+//! (`routes.rs`); connection guards (`conn.rs`); an optional per-address announce rate limit
+//! (`rate_limit.rs`). It is not a UDP tracker (BEP 15) and does not store peer ids
+//! (dictionary-form peer lists carry none).
 
 mod app;
 pub mod cli;
@@ -13,6 +14,7 @@ mod config;
 mod conn;
 mod metrics;
 mod peer_set;
+pub mod rate_limit;
 mod routes;
 pub mod store;
 mod swarm;
@@ -97,8 +99,10 @@ pub async fn run(
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let swept = shared.app.store.sweep(shared.started.elapsed().as_secs());
-                    debug!(peers = swept.peers, swarms = swept.swarms, "swept expired peers");
+                    let now = shared.started.elapsed();
+                    let swept = shared.app.store.sweep(now.as_secs());
+                    let forgotten = shared.app.limiter.as_ref().map_or(0, |l| l.sweep(now.as_millis() as u64));
+                    debug!(peers = swept.peers, swarms = swept.swarms, forgotten, "swept");
                 }
                 _ = stop.wait_for(|s| *s) => return Ok(()),
             }

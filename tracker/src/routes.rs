@@ -17,7 +17,7 @@ use crate::conn::ClientAddr;
 pub(crate) struct Shared {
     /// The service logic.
     pub app: App,
-    /// The service clock's origin (`now` is whole seconds since it).
+    /// The service clock's origin (`now` is the time elapsed since it).
     pub started: Instant,
 }
 
@@ -42,12 +42,12 @@ async fn announce(
         source,
         forwarded_for: req.headers().get("x-forwarded-for").map(|v| v.as_bytes()),
     };
-    let now = s.started.elapsed().as_secs();
+    let now_ms = s.started.elapsed().as_millis() as u64;
     let mut out = Vec::with_capacity(512);
     s.app.announce(
         query(req.uri()),
         &origin,
-        now,
+        now_ms,
         &mut rand::thread_rng(),
         &mut out,
     );
