@@ -26,7 +26,8 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 pub struct LtOptions {
     /// Peers to dial directly, besides whatever the torrent's trackers return.
     pub connect: Vec<SocketAddr>,
-    /// The peer gives up (and exits) after this long.
+    /// The peer gives up (and exits) after this long (default 10 minutes): a safety net, not a
+    /// test timeout; tests bound their own waits.
     pub timeout: Duration,
     /// A leecher keeps seeding after it completes.
     pub stay: bool,
@@ -38,7 +39,7 @@ impl Default for LtOptions {
     fn default() -> Self {
         LtOptions {
             connect: Vec::new(),
-            timeout: Duration::from_secs(120),
+            timeout: Duration::from_secs(600),
             stay: false,
             log_dir: None,
         }
