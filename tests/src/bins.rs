@@ -1,9 +1,12 @@
 //! The workspace's own binaries (`swarm`, `swarm-tracker`) for process-level tests.
 //!
 //! Cargo builds a package's binaries only for that package's own tests, so this crate builds
-//! them itself: once per test process, with the cargo that runs the tests and the same profile,
-//! into the same target directory. A no-op build takes a fraction of a second and keeps the
-//! binary current with the sources.
+//! them itself: all of them in one `cargo build`, once per test process, with the cargo that
+//! runs the tests, the same profile and the same target directory. When nothing changed that
+//! build is a no-op taking a fraction of a second, and it keeps the binaries current with the
+//! sources. (Its first run after a change can take a minute: `cargo test --workspace` unifies
+//! features over every member and dev-dependency, this build only over the binaries' packages,
+//! so some dependencies are compiled a second time with other features.)
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,39 +35,47 @@ pub const SWARM_TRACKER: Binary = Binary {
     name: "swarm-tracker",
 };
 
+/// Every binary of the workspace, built together.
+pub const ALL: [Binary; 2] = [SWARM, SWARM_TRACKER];
+
 /// The path of the `swarm` binary, built if needed.
 pub fn swarm() -> Result<PathBuf> {
-    static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    cached(&BUILT, SWARM)
+    path_of(SWARM)
 }
 
 /// The path of the `swarm-tracker` binary, built if needed.
 pub fn swarm_tracker() -> Result<PathBuf> {
+    path_of(SWARM_TRACKER)
+}
+
+/// The path of `bin` after the one build of this process (run on first use).
+pub fn path_of(bin: Binary) -> Result<PathBuf> {
     static BUILT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
-    cached(&BUILT, SWARM_TRACKER)
-}
-
-fn cached(slot: &OnceLock<Result<PathBuf, String>>, bin: Binary) -> Result<PathBuf> {
-    slot.get_or_init(|| build(bin).map_err(|e| format!("{e:#}")))
+    let profile_dir = BUILT
+        .get_or_init(|| build_all().map_err(|e| format!("{e:#}")))
         .clone()
-        .map_err(|e| anyhow!(e))
+        .map_err(|e| anyhow!(e))?;
+    let path = profile_dir.join(bin.name);
+    if !path.is_file() {
+        bail!(
+            "built {} but it is not at {} (a CARGO_TARGET_DIR or --target the tests do not share?)",
+            bin.name,
+            path.display()
+        );
+    }
+    Ok(path)
 }
 
-/// Builds `bin` with the test's profile and returns its path.
-pub fn build(bin: Binary) -> Result<PathBuf> {
+/// Builds every binary in [`ALL`] with the test's profile; returns the profile directory.
+pub fn build_all() -> Result<PathBuf> {
     let exe = std::env::current_exe().context("current_exe")?;
     let profile_dir = profile_dir(&exe)?;
-    let target = profile_dir.join(bin.name);
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace_root()).args([
-        "build",
-        "--quiet",
-        "-p",
-        bin.package,
-        "--bin",
-        bin.name,
-    ]);
+    cmd.current_dir(workspace_root()).args(["build", "--quiet"]);
+    for bin in ALL {
+        cmd.args(["-p", bin.package, "--bin", bin.name]);
+    }
     cmd.args(profile_args(&profile_dir));
     let out = cmd.output().with_context(|| format!("run {cmd:?}"))?;
     if !out.status.success() {
@@ -74,14 +85,7 @@ pub fn build(bin: Binary) -> Result<PathBuf> {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    if !target.is_file() {
-        bail!(
-            "built {} but it is not at {} (a CARGO_TARGET_DIR or --target the tests do not share?)",
-            bin.name,
-            target.display()
-        );
-    }
-    Ok(target)
+    Ok(profile_dir)
 }
 
 /// `target/<profile>` for a test executable at `target/<profile>/deps/<test>`.
