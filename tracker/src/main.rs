@@ -5,23 +5,24 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use tracker::cli::{Args, bind};
 
-async fn shutdown_signal() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let term = async {
-        match term.as_mut() {
-            Some(t) => drop(t.recv().await),
-            None => std::future::pending().await,
+/// Resolves on the first SIGINT or SIGTERM. The handlers are installed before this returns, so
+/// a signal that arrives while the service is still starting is not lost.
+fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
+    })
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let a = Args::parse();
+    let shutdown = shutdown_signal().context("cannot install signal handlers")?;
     let filter = match &a.log_level {
         Some(l) => EnvFilter::try_new(l).context("bad --log-level")?,
         None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
@@ -34,6 +35,6 @@ async fn main() -> anyhow::Result<()> {
         .iter()
         .map(|&addr| bind(addr).with_context(|| format!("cannot listen on {addr}")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    tracker::run(listeners, config, shutdown_signal()).await?;
+    tracker::run(listeners, config, shutdown).await?;
     Ok(())
 }
