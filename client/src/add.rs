@@ -49,7 +49,12 @@ pub fn resume_path(out_dir: &Path, meta: &Metainfo) -> PathBuf {
 }
 
 /// Opens storage, checks existing data, and starts the torrent's engine, timers and announcer.
-pub async fn add(session: &Arc<Session>, meta: Metainfo, opts: AddOptions, ui: &Ui) -> Result<Added> {
+pub async fn add(
+    session: &Arc<Session>,
+    meta: Metainfo,
+    opts: AddOptions,
+    ui: &Ui,
+) -> Result<Added> {
     let info = &meta.info;
     let name = info.name().to_owned();
     let files: Vec<FileSpec> = info
@@ -67,26 +72,25 @@ pub async fn add(session: &Arc<Session>, meta: Metainfo, opts: AddOptions, ui: &
             }
         })
         .collect();
-    let layout = Layout::new(u64::from(info.piece_length()), files, info.pieces().to_vec())
-        .with_context(|| format!("torrent {name:?}"))?;
+    let layout = Layout::new(
+        u64::from(info.piece_length()),
+        files,
+        info.pieces().to_vec(),
+    )
+    .with_context(|| format!("torrent {name:?}"))?;
     let geometry = *layout.geometry();
     let out_dir = opts.out_dir.clone();
     let mode = opts.mode;
+    let pool = Some(session.files.clone());
     let storage = tokio::task::spawn_blocking(move || {
-        Storage::new(
-            layout,
-            &out_dir,
-            OpenOptions {
-                mode,
-                ..OpenOptions::default()
-            },
-        )
+        Storage::new(layout, &out_dir, OpenOptions { mode, pool })
     })
     .await
     .context("storage task")?
     .with_context(|| format!("opening data for {name:?} in {}", opts.out_dir.display()))?;
     let storage = Arc::new(storage);
-    let resume_file = (opts.resume && opts.mode == Mode::ReadWrite).then(|| resume_path(&opts.out_dir, &meta));
+    let resume_file =
+        (opts.resume && opts.mode == Mode::ReadWrite).then(|| resume_path(&opts.out_dir, &meta));
 
     let have = if opts.trusted_complete {
         Bitfield::full(geometry.piece_count())
@@ -110,8 +114,12 @@ pub async fn add(session: &Arc<Session>, meta: Metainfo, opts: AddOptions, ui: &
         Instant::now(),
     );
     let data_path = match info.files().first() {
-        Some(f) if !info.is_multi_file() => opts.out_dir.join(opts.rename_root.as_deref().unwrap_or(&f.path[0])),
-        _ => opts.out_dir.join(opts.rename_root.as_deref().unwrap_or(info.name())),
+        Some(f) if !info.is_multi_file() => opts
+            .out_dir
+            .join(opts.rename_root.as_deref().unwrap_or(&f.path[0])),
+        _ => opts
+            .out_dir
+            .join(opts.rename_root.as_deref().unwrap_or(info.name())),
     };
     let complete = left == 0;
     let (done, _) = watch::channel(complete);
@@ -145,7 +153,11 @@ pub async fn add(session: &Arc<Session>, meta: Metainfo, opts: AddOptions, ui: &
     session.insert(shared.clone());
     let tasks = vec![
         tokio::spawn(shared.clone().run_timers(session.clone())),
-        tokio::spawn(crate::announce::run(shared.clone(), session.clone(), meta.trackers())),
+        tokio::spawn(crate::announce::run(
+            shared.clone(),
+            session.clone(),
+            meta.trackers(),
+        )),
     ];
     Ok(Added { shared, tasks })
 }
@@ -172,16 +184,17 @@ async fn check_existing(
                 Ok(saved) => {
                     let trusted = storage::trusted_pieces(st.layout(), &saved, &st.stamps());
                     let mut have = trusted.have;
-                    let g = *st.layout().geometry();
-                    for i in trusted.recheck.iter_ones() {
-                        if let Some(p) = g.piece(i) {
-                            bar2.inc(u64::from(g.piece_len(p)));
-                            if st.verify_piece(p).unwrap_or(false) {
-                                have.set(p);
-                            }
+                    let rechecked = st.verify_set(&trusted.recheck, threads, &|n| bar2.inc(n))?;
+                    for i in rechecked.iter_ones() {
+                        if let Some(p) = st.layout().geometry().piece(i) {
+                            have.set(p);
                         }
                     }
-                    tracing::info!(have = have.count(), rechecked = trusted.recheck.count(), "resumed");
+                    tracing::info!(
+                        have = have.count(),
+                        rechecked = trusted.recheck.count(),
+                        "resumed"
+                    );
                     return Ok(have);
                 }
                 Err(e) => tracing::warn!(error = %e, "ignoring resume data; checking all data"),

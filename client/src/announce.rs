@@ -131,10 +131,17 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
                 failures = 0;
                 t.tracker_ok.store(true, Ordering::Relaxed);
                 let n = resp.peers.len();
-                t.candidates.lock().add(resp.peers.iter().copied(), Instant::now());
-                let interval = resp.interval.map_or(DEFAULT_INTERVAL, u64::from).clamp(30, 4 * 3600);
+                t.candidates
+                    .lock()
+                    .add(resp.peers.iter().copied(), Instant::now());
+                let interval = resp
+                    .interval
+                    .map_or(DEFAULT_INTERVAL, u64::from)
+                    .clamp(30, 4 * 3600);
                 min_interval = Duration::from_secs(
-                    resp.min_interval.map_or(DEFAULT_MIN_INTERVAL, u64::from).clamp(10, interval),
+                    resp.min_interval
+                        .map_or(DEFAULT_MIN_INTERVAL, u64::from)
+                        .clamp(10, interval),
                 );
                 let mut status = format!(
                     "tracker ok: {} peers, {} seeds, {} leechers",
@@ -155,7 +162,8 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
                 failures += 1;
                 let backoff = Duration::from_secs((15u64 << failures.min(7)).min(1800));
                 tracing::warn!(torrent = %t.name, error = %e, retry_in = backoff.as_secs(), "announce failed");
-                *t.tracker_status.lock() = format!("tracker error: {e} (retry in {}s)", backoff.as_secs());
+                *t.tracker_status.lock() =
+                    format!("tracker error: {e} (retry in {}s)", backoff.as_secs());
                 next = Instant::now() + backoff;
             }
         }
@@ -167,7 +175,12 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
     }
 }
 
-fn request(t: &TorrentShared, session: &Session, event: Event, key: Option<ParamBytes>) -> AnnounceRequest {
+fn request(
+    t: &TorrentShared,
+    session: &Session,
+    event: Event,
+    key: Option<ParamBytes>,
+) -> AnnounceRequest {
     let st = t.stats();
     AnnounceRequest {
         info_hash: t.info_hash,

@@ -3,7 +3,9 @@
 use clap::{ArgAction, Parser, Subcommand};
 
 use crate::create::CreateArgs;
+use crate::fetch::FetchArgs;
 use crate::info::InfoArgs;
+use crate::seed::SeedArgs;
 
 /// swarm: a BitTorrent client.
 #[derive(Debug, Parser)]
@@ -24,6 +26,10 @@ pub enum Command {
     Create(CreateArgs),
     /// Show what a .torrent file contains.
     Info(InfoArgs),
+    /// Hash files into torrents and seed them (with a built-in tracker unless --tracker).
+    Seed(SeedArgs),
+    /// Download torrents, verifying every piece.
+    Fetch(FetchArgs),
 }
 
 #[cfg(test)]

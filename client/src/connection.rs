@@ -15,7 +15,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::sync::Notify;
-use wire::{Decoder, Message, PIECE_HEADER_LEN, Reserved, piece_header};
+use wire::{Decoder, PIECE_HEADER_LEN, Reserved, piece_header};
 
 use crate::session::Session;
 use crate::torrent::{Conn, TorrentShared};
@@ -200,7 +200,9 @@ pub async fn handshake_out(
         .map_err(|e| ConnError::Peer(PeerError::Protocol(e.to_string())))?
         .ok_or_else(|| ConnError::Peer(PeerError::Protocol("short handshake".into())))?;
     if theirs.info_hash != ours.info_hash {
-        return Err(ConnError::Peer(PeerError::Protocol("wrong info-hash".into())));
+        return Err(ConnError::Peer(PeerError::Protocol(
+            "wrong info-hash".into(),
+        )));
     }
     Ok((theirs.reserved, theirs.peer_id))
 }

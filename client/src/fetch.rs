@@ -49,10 +49,14 @@ pub fn load_torrent(path: &Path) -> Result<Metainfo> {
         .with_context(|| format!("{}", path.display()))?
         .len();
     if len > MAX_TORRENT_FILE {
-        bail!("{}: {len} bytes is too large for a .torrent", path.display());
+        bail!(
+            "{}: {len} bytes is too large for a .torrent",
+            path.display()
+        );
     }
     let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    Metainfo::from_bytes(&bytes).with_context(|| format!("{}: not a valid .torrent", path.display()))
+    Metainfo::from_bytes(&bytes)
+        .with_context(|| format!("{}: not a valid .torrent", path.display()))
 }
 
 /// Runs `swarm fetch` until every torrent is complete (or `shutdown`).
@@ -64,7 +68,8 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
         .map(|p| load_torrent(p))
         .collect::<Result<Vec<_>>>()?;
     let session = Session::start(args.net.session_config(), shutdown.clone()).await?;
-    let out_dir = std::path::absolute(&args.output).with_context(|| format!("{}", args.output.display()))?;
+    let out_dir =
+        std::path::absolute(&args.output).with_context(|| format!("{}", args.output.display()))?;
     let mut added = Vec::new();
     for meta in metas {
         let opts = AddOptions {
@@ -134,7 +139,9 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
         Outcome::Complete => Ok(ExitCode::SUCCESS),
         Outcome::Interrupted => {
             let have: u32 = added.iter().map(|a| a.shared.stats().have).sum();
-            ui.println(format!("interrupted; {have} verified pieces kept for the next run"));
+            ui.println(format!(
+                "interrupted; {have} verified pieces kept for the next run"
+            ));
             Ok(if added.iter().all(|a| *a.shared.done.borrow()) {
                 ExitCode::SUCCESS
             } else {

@@ -4,10 +4,21 @@
 //! Each subcommand lives in its own module with an `Args` struct and a `run` function; add one
 //! by adding a variant to [`cli::Command`] and an arm to [`run`].
 
+pub mod add;
+pub mod announce;
 pub mod cli;
+pub mod connection;
 pub mod create;
+pub mod fetch;
 pub mod info;
+pub mod limit;
+pub mod options;
+pub mod peers;
+pub mod progress;
+pub mod seed;
+pub mod session;
 pub mod size;
+pub mod torrent;
 
 use std::process::ExitCode;
 
@@ -21,7 +32,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             ExitCode::FAILURE
@@ -30,11 +41,53 @@ pub fn main() -> ExitCode {
 }
 
 /// Runs the parsed command line.
-pub fn run(cli: Cli) -> anyhow::Result<()> {
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Create(args) => create::run(args),
-        Command::Info(args) => info::run(args),
+        Command::Create(args) => create::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Info(args) => info::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Seed(args) => in_runtime(|stop| seed::run(args, stop)),
+        Command::Fetch(args) => in_runtime(|stop| fetch::run(args, stop)),
     }
+}
+
+/// Runs a networked command on a tokio runtime; SIGINT or SIGTERM cancels the token it gets
+/// (a second Ctrl-C exits at once).
+fn in_runtime<F, Fut>(f: F) -> anyhow::Result<ExitCode>
+where
+    F: FnOnce(tokio_util::sync::CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
+{
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
+    rt.block_on(async {
+        let stop = tokio_util::sync::CancellationToken::new();
+        tokio::spawn(watch_signals(stop.clone()));
+        f(stop).await
+    })
+}
+
+async fn watch_signals(stop: tokio_util::sync::CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers");
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    stop.cancel();
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("interrupted twice; exiting at once");
+    std::process::exit(130);
 }
 
 /// The error and its causes joined with ": ", on a single line.

@@ -48,53 +48,9 @@ impl Limiter {
     }
 }
 
-/// Parses a rate such as `500K`, `2M`, `1.5M`, `100000` (bytes per second; K = 1024).
-pub fn parse_rate(s: &str) -> Result<u64, String> {
-    parse_size(s)
-}
-
-/// Parses a size such as `256K`, `1M`, `262144`, `1GiB` (binary multiples).
-pub fn parse_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let lower = t.to_ascii_lowercase();
-    let trimmed = lower
-        .trim_end_matches("ib")
-        .trim_end_matches('b')
-        .trim_end_matches("/s");
-    let (num, mult) = match trimmed.chars().last() {
-        Some('k') => (&trimmed[..trimmed.len() - 1], 1u64 << 10),
-        Some('m') => (&trimmed[..trimmed.len() - 1], 1 << 20),
-        Some('g') => (&trimmed[..trimmed.len() - 1], 1 << 30),
-        _ => (trimmed, 1),
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("not a size: {s:?} (examples: 256K, 2M, 1000000)"))?;
-    if !(v.is_finite() && v >= 0.0) {
-        return Err(format!("not a size: {s:?}"));
-    }
-    let bytes = v * mult as f64;
-    if bytes > u64::MAX as f64 / 2.0 {
-        return Err(format!("size too large: {s:?}"));
-    }
-    Ok(bytes as u64)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("256K"), Ok(262_144));
-        assert_eq!(parse_size("1M"), Ok(1 << 20));
-        assert_eq!(parse_size("1MiB"), Ok(1 << 20));
-        assert_eq!(parse_size("1.5k"), Ok(1536));
-        assert_eq!(parse_size("1000"), Ok(1000));
-        assert!(parse_size("fast").is_err());
-        assert!(parse_size("-1K").is_err());
-    }
 
     #[tokio::test(start_paused = true)]
     async fn limiter_paces_to_rate() {

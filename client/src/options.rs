@@ -4,8 +4,8 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
-use crate::limit::parse_rate;
 use crate::session::SessionConfig;
+use crate::size::parse_size as parse_rate;
 
 /// Network flags.
 #[derive(Debug, Clone, Args)]

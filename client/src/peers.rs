@@ -49,7 +49,12 @@ impl Candidates {
     }
 
     /// Up to `n` addresses due for a dial; they are marked as connecting.
-    pub fn take_due(&mut self, n: usize, now: Instant, skip: impl Fn(SocketAddr) -> bool) -> Vec<SocketAddr> {
+    pub fn take_due(
+        &mut self,
+        n: usize,
+        now: Instant,
+        skip: impl Fn(SocketAddr) -> bool,
+    ) -> Vec<SocketAddr> {
         let mut out = Vec::new();
         for (a, c) in self.map.iter_mut() {
             if out.len() >= n {
@@ -65,7 +70,9 @@ impl Candidates {
 
     /// A dial or a connection to `a` ended; `ok` if it got past the handshake.
     pub fn finished(&mut self, a: SocketAddr, ok: bool, now: Instant) {
-        let Some(c) = self.map.get_mut(&a) else { return };
+        let Some(c) = self.map.get_mut(&a) else {
+            return;
+        };
         c.connected = false;
         if ok {
             c.failures = 0;
@@ -95,7 +102,10 @@ impl Candidates {
 pub fn dial_more(t: &Arc<TorrentShared>, session: &Arc<Session>) {
     let connected = t.conns.lock().len();
     let dialing = t.dialing.load(Ordering::Relaxed);
-    let want = session.config.max_outgoing.saturating_sub(connected + dialing);
+    let want = session
+        .config
+        .max_outgoing
+        .saturating_sub(connected + dialing);
     let want = want.min(MAX_DIALING.saturating_sub(dialing));
     if want == 0 {
         return;
@@ -106,10 +116,9 @@ pub fn dial_more(t: &Arc<TorrentShared>, session: &Arc<Session>) {
     };
     let now = Instant::now();
     // Banned addresses are refused by the engine after the handshake.
-    let addrs = t
-        .candidates
-        .lock()
-        .take_due(want, now, |a| connected_addrs.contains(&a) || session.is_own_addr(a));
+    let addrs = t.candidates.lock().take_due(want, now, |a| {
+        connected_addrs.contains(&a) || session.is_own_addr(a)
+    });
     if addrs.is_empty() {
         if connected < 5 && !seed {
             t.announce_now.notify_one();
@@ -136,13 +145,23 @@ mod tests {
         let t0 = Instant::now();
         let a: SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let mut c = Candidates::default();
-        c.add([a, "0.0.0.0:1".parse().unwrap(), "127.0.0.1:0".parse().unwrap()], t0);
+        c.add(
+            [
+                a,
+                "0.0.0.0:1".parse().unwrap(),
+                "127.0.0.1:0".parse().unwrap(),
+            ],
+            t0,
+        );
         assert_eq!(c.len(), 1);
         assert_eq!(c.take_due(10, t0, |_| false), vec![a]);
         assert!(c.take_due(10, t0, |_| false).is_empty(), "in flight");
         c.finished(a, false, t0);
         assert!(c.take_due(10, t0, |_| false).is_empty(), "backing off");
-        assert_eq!(c.take_due(10, t0 + Duration::from_secs(31), |_| false), vec![a]);
+        assert_eq!(
+            c.take_due(10, t0 + Duration::from_secs(31), |_| false),
+            vec![a]
+        );
         for _ in 0..MAX_FAILURES {
             c.finished(a, false, t0);
         }
@@ -153,7 +172,10 @@ mod tests {
     fn bounded() {
         let t0 = Instant::now();
         let mut c = Candidates::default();
-        c.add((1..=5000u16).map(|p| SocketAddr::from(([127, 0, 0, 1], p))), t0);
+        c.add(
+            (1..=5000u16).map(|p| SocketAddr::from(([127, 0, 0, 1], p))),
+            t0,
+        );
         assert_eq!(c.len(), MAX_CANDIDATES);
     }
 }

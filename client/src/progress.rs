@@ -5,7 +5,9 @@ use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{HumanBytes, HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{
+    HumanBytes, HumanDuration, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle,
+};
 
 use crate::torrent::TorrentShared;
 
@@ -159,7 +161,11 @@ impl RateMeter {
             let dt = now.duration_since(t).as_secs_f64();
             if dt > 0.0 {
                 let r = total.saturating_sub(v) as f64 / dt;
-                self.rate = if self.rate == 0.0 { r } else { 0.6 * self.rate + 0.4 * r };
+                self.rate = if self.rate == 0.0 {
+                    r
+                } else {
+                    0.6 * self.rate + 0.4 * r
+                };
             }
         }
         self.last = Some((now, total));

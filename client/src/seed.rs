@@ -12,10 +12,10 @@ use storage::Mode;
 use tokio_util::sync::CancellationToken;
 
 use crate::add::{AddOptions, add};
-use crate::limit::parse_size;
 use crate::options::NetArgs;
 use crate::progress::Ui;
 use crate::session::Session;
+use crate::size::parse_piece_size;
 
 /// Port of the embedded tracker unless `--tracker-port` says otherwise.
 pub const DEFAULT_TRACKER_PORT: u16 = 6969;
@@ -31,8 +31,8 @@ pub struct SeedArgs {
     #[arg(long = "tracker", value_name = "URL")]
     pub trackers: Vec<String>,
     /// Piece size for new torrents (power of two, at least 16K).
-    #[arg(long, value_name = "SIZE", default_value = "256K", value_parser = parse_size)]
-    pub piece_size: u64,
+    #[arg(long, value_name = "SIZE", default_value = "256K", value_parser = parse_piece_size)]
+    pub piece_size: u32,
     /// Where to write the new .torrent (default: PATH.torrent beside PATH); one PATH only.
     #[arg(long, value_name = "OUT")]
     pub torrent: Option<PathBuf>,
@@ -80,10 +80,16 @@ pub async fn run(args: SeedArgs, shutdown: CancellationToken) -> Result<ExitCode
         let magnet = meta.magnet().to_string();
         let ih = meta.info_hash;
         let a = add(&session, meta, opts, &ui).await?;
-        ui.println(format!("seeding {}\n  info-hash: {ih}\n  magnet:    {magnet}", a.shared.name));
+        ui.println(format!(
+            "seeding {}\n  info-hash: {ih}\n  magnet:    {magnet}",
+            a.shared.name
+        ));
         added.push(a);
     }
-    ui.println(format!("listening on port {}; Ctrl-C to stop", session.port));
+    ui.println(format!(
+        "listening on port {}; Ctrl-C to stop",
+        session.port
+    ));
     let mut displays = Vec::new();
     for a in &added {
         displays.push(ui.track(a.shared.clone()));
@@ -149,20 +155,28 @@ fn outward_address() -> String {
     }
 }
 
-async fn create_torrent(args: &SeedArgs, path: &Path, trackers: &[String], ui: &Ui) -> Result<(Metainfo, AddOptions)> {
+async fn create_torrent(
+    args: &SeedArgs,
+    path: &Path,
+    trackers: &[String],
+    ui: &Ui,
+) -> Result<(Metainfo, AddOptions)> {
     let meta_path = std::fs::metadata(path).with_context(|| format!("{}", path.display()))?;
     if !(meta_path.is_file() || meta_path.is_dir()) {
         bail!("{}: not a file or directory", path.display());
     }
-    let piece = u32::try_from(args.piece_size).context("--piece-size too large")?;
+    let piece = args.piece_size;
     let abs = std::path::absolute(path).with_context(|| format!("{}", path.display()))?;
-    let total = crate::create::total_size(&abs)?;
-    let bar = ui.bytes_bar("hashing", total);
-    let bar2 = bar.clone();
     let builder = TorrentBuilder::new(abs.clone())
         .piece_length(piece)
         .trackers(vec![trackers.to_vec()])
         .created_by(concat!("swarm ", env!("CARGO_PKG_VERSION")));
+    let total = builder
+        .scan()
+        .with_context(|| format!("cannot share {}", path.display()))?
+        .total_length;
+    let bar = ui.bytes_bar("hashing", total);
+    let bar2 = bar.clone();
     let meta = tokio::task::spawn_blocking(move || builder.build(&|n| bar2.inc(n)))
         .await
         .context("hashing task")?
@@ -178,7 +192,10 @@ async fn create_torrent(args: &SeedArgs, path: &Path, trackers: &[String], ui: &
     };
     std::fs::write(&out, meta.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
     ui.println(format!("wrote {}", out.display()));
-    let out_dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let out_dir = abs
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
     Ok((
         meta,
         AddOptions {
@@ -201,7 +218,10 @@ fn existing_torrent(torrent: &Path, data: &Path) -> Result<(Metainfo, AddOptions
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .context("--data names no file")?;
-    let out_dir = abs.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
+    let out_dir = abs
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
     Ok((
         meta,
         AddOptions {

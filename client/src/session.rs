@@ -22,6 +22,8 @@ use crate::torrent::TorrentShared;
 pub const PEER_ID_PREFIX: &[u8; 8] = b"-SW0100-";
 /// Handshakes allowed in progress at once; more connections are closed at once.
 const MAX_HANDSHAKES: usize = 128;
+/// File handles kept open across all torrents.
+const MAX_OPEN_FILES: usize = 512;
 /// Time allowed for a handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -71,6 +73,8 @@ pub struct Session {
     pub upload_limit: Limiter,
     /// The process-wide download cap.
     pub download_limit: Limiter,
+    /// Open file handles shared by every torrent's storage (bounded).
+    pub files: storage::HandlePool,
     /// Torrents by info-hash.
     torrents: RwLock<HashMap<InfoHash, Arc<TorrentShared>>>,
     handshakes: Arc<Semaphore>,
@@ -119,17 +123,27 @@ async fn bind_defaults() -> Result<Vec<TcpListener>, BindError> {
 
 impl Session {
     /// Binds the listening sockets and starts accepting.
-    pub async fn start(config: SessionConfig, shutdown: CancellationToken) -> Result<Arc<Session>, BindError> {
+    pub async fn start(
+        config: SessionConfig,
+        shutdown: CancellationToken,
+    ) -> Result<Arc<Session>, BindError> {
         let listeners = if config.listen.is_empty() {
             bind_defaults().await?
         } else {
             let mut v = Vec::new();
             for a in &config.listen {
-                v.push(TcpListener::bind(a).await.map_err(|err| BindError { addr: *a, err })?);
+                v.push(
+                    TcpListener::bind(a)
+                        .await
+                        .map_err(|err| BindError { addr: *a, err })?,
+                );
             }
             v
         };
-        let local: Vec<SocketAddr> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let local: Vec<SocketAddr> = listeners
+            .iter()
+            .filter_map(|l| l.local_addr().ok())
+            .collect();
         let port = local.first().map_or(0, |a| a.port());
         let mut id = [0u8; 20];
         id[..8].copy_from_slice(PEER_ID_PREFIX);
@@ -147,6 +161,7 @@ impl Session {
             config,
             port,
             local,
+            files: storage::HandlePool::new(MAX_OPEN_FILES),
             torrents: RwLock::new(HashMap::new()),
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
             shutdown,
@@ -171,7 +186,9 @@ impl Session {
     /// Is `a` one of our own listening addresses (so dialing it would reach ourselves)?
     pub fn is_own_addr(&self, a: SocketAddr) -> bool {
         a.port() == self.port
-            && (a.ip().is_loopback() || a.ip().is_unspecified() || self.local.iter().any(|l| l.ip() == a.ip()))
+            && (a.ip().is_loopback()
+                || a.ip().is_unspecified()
+                || self.local.iter().any(|l| l.ip() == a.ip()))
     }
 
     fn reserved() -> Reserved {
@@ -219,7 +236,8 @@ impl Session {
         stream.set_nodelay(true)?;
         let mut buf = [0u8; wire::HANDSHAKE_LEN];
         let prefix = wire::HANDSHAKE_PREFIX_LEN;
-        let timed = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf[..prefix])).await;
+        let timed =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf[..prefix])).await;
         timed.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
         let (reserved, ih) = Handshake::parse_prefix(&buf[..prefix])
             .map_err(|e| engine::PeerError::Protocol(e.to_string()))?
@@ -239,9 +257,10 @@ impl Session {
             peer_id: self.peer_id,
         };
         stream.write_all(&ours.encode()).await?;
-        let timed = tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf[prefix..])).await;
+        let timed =
+            tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut buf[prefix..])).await;
         timed.map_err(|_| std::io::Error::from(std::io::ErrorKind::TimedOut))??;
-        let peer_id = Handshake::parse_peer_id(&buf[prefix..])
+        let peer_id = Handshake::parse_peer_id(&buf)
             .ok_or_else(|| engine::PeerError::Protocol("short handshake".into()))?;
         if peer_id == self.peer_id {
             return Err(engine::PeerError::Refused("connected to ourselves").into());

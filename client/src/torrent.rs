@@ -76,7 +76,10 @@ pub struct TorrentShared {
 
 impl TorrentShared {
     /// Runs `f` on the engine under its lock, then acts on the events it produced.
-    pub fn with_engine<R>(self: &Arc<Self>, f: impl FnOnce(&mut engine::Torrent, Instant) -> R) -> R {
+    pub fn with_engine<R>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut engine::Torrent, Instant) -> R,
+    ) -> R {
         let mut events = Vec::new();
         let r = {
             let mut e = self.engine.lock();
@@ -155,7 +158,10 @@ impl TorrentShared {
                 }
             };
             if outcome == PieceOutcome::HashFailed {
-                tracing::info!(piece = piece.get(), "piece failed its hash check; fetching it again");
+                tracing::info!(
+                    piece = piece.get(),
+                    "piece failed its hash check; fetching it again"
+                );
             }
             me.with_engine(|e, now| e.piece_written(piece, outcome, now));
         });
@@ -188,7 +194,8 @@ impl TorrentShared {
         let r = tokio::task::spawn_blocking(move || {
             st.flush().map_err(|e| e.to_string())?;
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir).map_err(|e| format!("create {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir)
+                    .map_err(|e| format!("create {}: {e}", dir.display()))?;
             }
             let data = ResumeData {
                 info_hash,
@@ -222,7 +229,9 @@ impl TorrentShared {
             }
             self.with_engine(|e, now| e.handle_timeout(now));
             crate::peers::dial_more(&self, &session);
-            if self.resume_dirty.load(Ordering::Relaxed) && last_save.elapsed() > Duration::from_secs(30) {
+            if self.resume_dirty.load(Ordering::Relaxed)
+                && last_save.elapsed() > Duration::from_secs(30)
+            {
                 last_save = Instant::now();
                 self.save_resume().await;
             }
