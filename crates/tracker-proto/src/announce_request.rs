@@ -10,7 +10,9 @@
 use metainfo::{InfoHash, PeerId};
 
 use crate::error::QueryError;
-use crate::query::{name_is, params, parse_u64, percent_decode_into, percent_encode_into};
+use crate::query::{
+    decoded_len, name_is, params, parse_u64, percent_decode_into, percent_encode_into,
+};
 
 /// What an announce reports (BEP 3 events, plus BEP 21 `paused`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -140,11 +142,13 @@ fn set_once<T>(slot: &mut Option<T>, param: &'static str, v: T) -> Result<(), Qu
 }
 
 pub(crate) fn decode20(param: &'static str, encoded: &[u8]) -> Result<[u8; 20], QueryError> {
-    // One byte of slack tells "21 or more" apart from exactly 20.
-    let mut buf = [0u8; 21];
+    let mut buf = [0u8; 20];
     let n = match percent_decode_into(encoded, &mut buf) {
         Ok(n) => n,
-        Err(crate::query::DecodeFail::TooLong) => buf.len(),
+        // Too long: report the real length (a hex info-hash decodes to 40 bytes, a common slip).
+        Err(crate::query::DecodeFail::TooLong) => {
+            decoded_len(encoded).map_err(|e| e.into_error(param))?
+        }
         Err(e) => return Err(e.into_error(param)),
     };
     buf.get(..n)
@@ -352,6 +356,16 @@ mod tests {
             QueryError::WrongLength {
                 param: "info_hash",
                 len: 21
+            }
+        );
+        assert_eq!(
+            err(&format!(
+                "info_hash={}&peer_id={PID}&port=1&left=0",
+                "ab".repeat(20)
+            )),
+            QueryError::WrongLength {
+                param: "info_hash",
+                len: 40
             }
         );
         assert_eq!(

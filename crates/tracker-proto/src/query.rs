@@ -83,6 +83,26 @@ pub(crate) fn percent_decode_into(src: &[u8], dst: &mut [u8]) -> Result<usize, D
     Ok(n)
 }
 
+/// The length `src` percent-decodes to, without writing it anywhere.
+pub(crate) fn decoded_len(src: &[u8]) -> Result<usize, DecodeFail> {
+    let mut i = 0;
+    let mut n = 0;
+    while let Some(&b) = src.get(i) {
+        if b == b'%' {
+            let ok = src.get(i + 1).copied().and_then(hex_val).is_some()
+                && src.get(i + 2).copied().and_then(hex_val).is_some();
+            if !ok {
+                return Err(DecodeFail::BadEscape);
+            }
+            i += 3;
+        } else {
+            i += 1;
+        }
+        n += 1;
+    }
+    Ok(n)
+}
+
 /// True when `encoded` percent-decodes to exactly `name` (parameter names are short ASCII).
 pub(crate) fn name_is(encoded: &[u8], name: &str) -> bool {
     if encoded == name.as_bytes() {
@@ -166,6 +186,12 @@ mod tests {
             percent_decode_into(b"123456789", &mut buf),
             Err(DecodeFail::TooLong)
         );
+    }
+
+    #[test]
+    fn decoded_len_counts_escapes_once() {
+        assert_eq!(decoded_len(b"%41b%ff+"), Ok(4));
+        assert_eq!(decoded_len(b"ab%"), Err(DecodeFail::BadEscape));
     }
 
     #[test]
