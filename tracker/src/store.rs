@@ -29,7 +29,8 @@ const SHARDS: usize = 16;
 /// Caps and timing of a [`Store`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
-    /// Most swarms held.
+    /// Most swarms held (each costs about 250 bytes before its peers, so 1,000,000 swarms of one
+    /// peer each take about 270 MB: size this cap to the memory you give the tracker).
     pub max_swarms: usize,
     /// Most peers in one swarm (both families).
     pub max_peers_per_swarm: usize,
