@@ -134,6 +134,7 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
                 t.candidates
                     .lock()
                     .add(resp.peers.iter().copied(), Instant::now());
+                crate::peers::dial_more(&t, &session);
                 let interval = resp
                     .interval
                     .map_or(DEFAULT_INTERVAL, u64::from)
