@@ -105,9 +105,10 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
                 reported[i] = true;
                 let t = &a.shared;
                 ui.println(format!(
-                    "done: {} {}",
+                    "done: {} {}; {} bytes received",
                     t.name,
-                    summary(t.left_at_start, t.started.elapsed())
+                    summary(t.left_at_start, t.started.elapsed()),
+                    t.stats().downloaded
                 ));
                 if let Some(cmd) = &args.on_complete {
                     run_hook(cmd, t);
