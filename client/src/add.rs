@@ -79,6 +79,12 @@ pub async fn add(
     )
     .with_context(|| format!("torrent {name:?}"))?;
     let geometry = *layout.geometry();
+    // Nothing on disk yet (no file, or only empty ones): there is nothing to check.
+    let fresh = layout.files().iter().all(|f| {
+        f.pad
+            || std::fs::symlink_metadata(opts.out_dir.join(f.path.iter().collect::<PathBuf>()))
+                .map_or(true, |m| m.len() == 0)
+    });
     let out_dir = opts.out_dir.clone();
     let mode = opts.mode;
     let pool = Some(session.files.clone());
@@ -94,6 +100,8 @@ pub async fn add(
 
     let have = if opts.trusted_complete {
         Bitfield::full(geometry.piece_count())
+    } else if fresh {
+        Bitfield::new(geometry.piece_count())
     } else {
         check_existing(&storage, &meta, resume_file.as_deref(), ui, &name).await?
     };

@@ -43,6 +43,9 @@ pub struct Config {
     pub max_invalid: u32,
     /// Bytes of unwritten outgoing messages tolerated before the peer is dropped as stuck.
     pub max_outgoing: usize,
+    /// Pieces handed to the shell for hashing and writing and not yet reported back; at the
+    /// cap no new requests are sent (backpressure from a slow disk bounds memory).
+    pub max_checking: usize,
     /// Client name and version for the extension handshake `v`.
     pub client_version: String,
     /// Our listening port, for the extension handshake `p`.
@@ -62,6 +65,7 @@ impl Default for Config {
             ban_strikes: 5,
             max_invalid: 64,
             max_outgoing: 4 << 20,
+            max_checking: 16,
             client_version: concat!("swarm ", env!("CARGO_PKG_VERSION")).to_owned(),
             listen_port: None,
         }
@@ -675,6 +679,10 @@ impl Torrent {
     /// The shell verified (or failed to verify or write) a piece handed out by `PieceReady`.
     pub fn piece_written(&mut self, piece: PieceIndex, outcome: PieceOutcome, now: Instant) {
         let contributors = self.checking.remove(&piece).unwrap_or_default();
+        if self.checking.len() + 1 == self.config.max_checking {
+            // Below the cap again: peers starved by backpressure may request more.
+            self.refill_all();
+        }
         match outcome {
             PieceOutcome::Written => {
                 self.picker.piece_verified(piece);
@@ -763,6 +771,9 @@ impl Torrent {
 
     /// Tops up the requests outstanding at `key` to its pipeline target.
     fn fill_requests(&mut self, key: PeerKey, now: Instant) {
+        if self.checking.len() >= self.config.max_checking {
+            return;
+        }
         let Torrent {
             peers,
             picker,

@@ -378,3 +378,64 @@ fn silent_peer_is_dropped_after_idle_timeout() {
     }
     assert!(dropped, "idle peer kept");
 }
+
+#[test]
+fn slow_disk_bounds_pieces_held_in_memory() {
+    // The shell never reports pieces back (a stalled disk): the leecher must stop requesting
+    // once `max_checking` pieces wait, instead of buffering the whole torrent.
+    let g = Geometry::new(200 * 32_768, 32_768).unwrap();
+    let config = Config {
+        max_checking: 2,
+        ..Config::default()
+    };
+    let mut sim = Sim::new(g, &[true, false], config);
+    sim.connect(0, 1, true);
+    let mut held = Vec::new();
+    for _ in 0..10_000 {
+        let mut moved = false;
+        while let Some(ev) = sim.nodes[1].t.poll_event() {
+            if let Event::PieceReady { piece, .. } = ev {
+                held.push(piece);
+            }
+        }
+        for (a, b) in [(0usize, 1usize), (1, 0)] {
+            let k = sim.nodes[a].keys[&b];
+            let kb = sim.nodes[b].keys[&a];
+            let mut bytes = BytesMut::new();
+            if let Ok(Some(out)) = sim.nodes[a].t.take_outgoing(k, sim.now) {
+                bytes.extend_from_slice(&out);
+            }
+            while let Some(u) = sim.nodes[a].t.next_upload(k) {
+                let off = (g.piece_offset(u.piece) + u64::from(u.begin)) as usize;
+                bytes.put_slice(&wire::piece_header(u.piece.get(), u.begin, u.len));
+                bytes.put_slice(&sim.truth[off..off + u.len as usize]);
+            }
+            moved |= !bytes.is_empty();
+            let dec = Decoder::default();
+            while let Some(m) = dec.decode(&mut bytes).unwrap() {
+                sim.nodes[b].t.handle_message(kb, m, sim.now).unwrap();
+            }
+        }
+        while sim.nodes[0].t.poll_event().is_some() {}
+        if !moved {
+            break;
+        }
+    }
+    // At most the cap plus what was already requested when the cap was reached (a slow-start
+    // pipeline of at most 32 blocks = 16 two-block pieces); the traffic stopped, so it stays
+    // there -- far below the torrent's 200 pieces.
+    assert!(held.len() >= 2, "nothing completed");
+    assert!(held.len() <= 2 + 16, "{} pieces buffered", held.len());
+    // Reporting them back resumes the download.
+    let before = held.len();
+    for p in held.drain(..) {
+        sim.nodes[1]
+            .t
+            .piece_written(p, PieceOutcome::Written, sim.now);
+    }
+    sim.run(Duration::from_secs(1), 100);
+    assert!(
+        sim.nodes[1].completed,
+        "did not resume after the disk caught up ({before} held)"
+    );
+}
