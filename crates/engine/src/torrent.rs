@@ -449,19 +449,18 @@ impl Torrent {
                 Ok(())
             }
             Message::Bitfield(bytes) => {
-                if !first {
-                    return Err(PeerError::Protocol(
-                        "BITFIELD after the first message".into(),
-                    ));
-                }
                 let bf = Bitfield::from_bytes(&bytes, self.geometry.piece_count())
                     .map_err(|e| PeerError::Protocol(e.to_string()))?;
-                self.set_bitfield(key, bf, now)
+                if first {
+                    self.set_bitfield(key, bf, now)
+                } else {
+                    self.add_pieces(key, &bf, now)
+                }
             }
             Message::HaveAll | Message::HaveNone => {
                 let fast = self.peers.get(&key).is_some_and(|p| p.fast);
-                if !first || !fast {
-                    return Err(PeerError::Protocol("HAVE ALL/NONE out of place".into()));
+                if !fast {
+                    return Err(PeerError::Protocol("HAVE ALL/NONE without Fast".into()));
                 }
                 let n = self.geometry.piece_count();
                 let bf = if matches!(msg, Message::HaveAll) {
@@ -469,7 +468,11 @@ impl Torrent {
                 } else {
                     Bitfield::new(n)
                 };
-                self.set_bitfield(key, bf, now)
+                if first {
+                    self.set_bitfield(key, bf, now)
+                } else {
+                    self.add_pieces(key, &bf, now)
+                }
             }
             Message::Request(spec) => self.on_request(key, spec),
             Message::Cancel(spec) => {
@@ -525,6 +528,32 @@ impl Torrent {
         peer.bitfield = bf;
         self.update_interest(key, now);
         self.check_both_seeds(key);
+        Ok(())
+    }
+
+    /// A BITFIELD or HAVE ALL/NONE after the opening message, taken as HAVEs for the pieces it
+    /// adds (a peer never loses pieces). aria2 sends one mid-connection in place of a batch of
+    /// HAVEs (and HAVE ALL once it completes); libtorrent accepts them too.
+    fn add_pieces(&mut self, key: PeerKey, bf: &Bitfield, now: Instant) -> Result<(), PeerError> {
+        let peer = self.peers.get_mut(&key).ok_or(PeerError::Unknown)?;
+        let mut added = false;
+        for i in bf.iter_ones() {
+            let Some(p) = self.geometry.piece(i) else {
+                continue;
+            };
+            if peer.bitfield.set(p) {
+                added = true;
+                self.picker.peer_have(p);
+                if !self.picker.have().has(p) {
+                    peer.interesting += 1;
+                }
+            }
+        }
+        if added {
+            self.update_interest(key, now);
+            self.fill_requests(key, now);
+            self.check_both_seeds(key);
+        }
         Ok(())
     }
 

@@ -282,13 +282,76 @@ fn leecher_with_one_peer(fast: bool) -> (Torrent, PeerKey, Instant) {
     (t, k, now)
 }
 
+/// A torrent with no pieces yet and one connected peer.
+fn empty_torrent_with_one_peer(fast: bool) -> (Torrent, PeerKey, Instant) {
+    let g = geometry();
+    let now = Instant::now();
+    let mut t = Torrent::new(g, Bitfield::new(g.piece_count()), Config::default(), 1, now);
+    let k = t
+        .add_peer(
+            SocketAddr::from(([127, 0, 0, 9], 1)),
+            reserved(fast),
+            PeerId([9; 20]),
+            now,
+        )
+        .unwrap();
+    (t, k, now)
+}
+
+/// Every message `t` queued for `k`.
+fn sent_to(t: &mut Torrent, k: PeerKey, now: Instant) -> Vec<Message> {
+    let mut buf = t.take_outgoing(k, now).unwrap().unwrap_or_default();
+    let dec = Decoder::default();
+    let mut out = Vec::new();
+    while let Some(m) = dec.decode(&mut buf).unwrap() {
+        out.push(m);
+    }
+    out
+}
+
 #[test]
-fn bitfield_after_first_message_disconnects() {
-    let (mut t, k, now) = leecher_with_one_peer(false);
-    t.handle_message(k, Message::Interested, now).unwrap();
-    let bf = Message::Bitfield(vec![0u8; 2].into());
+fn a_late_bitfield_adds_pieces_like_haves() {
+    // aria2 sends BITFIELD mid-connection in place of a batch of HAVEs.
+    let (mut t, k, now) = empty_torrent_with_one_peer(false);
+    t.handle_message(k, Message::Have(9), now).unwrap();
+    assert!(sent_to(&mut t, k, now).contains(&Message::Interested));
+    t.handle_message(k, Message::Choke, now).unwrap();
+    // Pieces 0 and 3, and 9 again.
+    let late = Message::Bitfield(vec![0x90, 0x40].into());
+    t.handle_message(k, late, now).unwrap();
+    t.handle_message(k, Message::Unchoke, now).unwrap();
+    let asked: Vec<u32> = sent_to(&mut t, k, now)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Request(spec) => Some(spec.piece),
+            _ => None,
+        })
+        .collect();
+    assert!(!asked.is_empty());
+    assert!(asked.iter().all(|p| [0, 3, 9].contains(p)), "{asked:?}");
+    assert!(asked.iter().any(|p| *p != 9), "{asked:?}");
+    // A late bitfield of the wrong size is still fatal.
+    let bad = Message::Bitfield(vec![0u8; 3].into());
     assert!(matches!(
-        t.handle_message(k, bf, now),
+        t.handle_message(k, bad, now),
+        Err(PeerError::Protocol(_))
+    ));
+}
+
+#[test]
+fn a_late_have_all_makes_a_fast_peer_a_seed() {
+    // aria2 sends HAVE ALL mid-connection once it completes.
+    let (mut t, k, now) = empty_torrent_with_one_peer(true);
+    t.handle_message(k, Message::HaveNone, now).unwrap();
+    assert_eq!(t.stats().seeds, 0);
+    t.handle_message(k, Message::HaveAll, now).unwrap();
+    assert_eq!(t.stats().seeds, 1);
+    assert!(sent_to(&mut t, k, now).contains(&Message::Interested));
+    // Without the Fast extension HAVE ALL is a protocol error wherever it comes.
+    let (mut t, k, now) = empty_torrent_with_one_peer(false);
+    t.handle_message(k, Message::Have(1), now).unwrap();
+    assert!(matches!(
+        t.handle_message(k, Message::HaveAll, now),
         Err(PeerError::Protocol(_))
     ));
 }
