@@ -92,6 +92,7 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
     let displays: Vec<_> = added.iter().map(|a| ui.track(a.shared.clone())).collect();
     let started = Instant::now();
     let mut reported = vec![false; added.len()];
+    let mut hooks = Vec::new();
     let outcome = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Outcome::Interrupted,
@@ -111,7 +112,7 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
                     t.stats().downloaded
                 ));
                 if let Some(cmd) = &args.on_complete {
-                    run_hook(cmd, t);
+                    hooks.extend(run_hook(cmd, t));
                 }
             }
         }
@@ -135,6 +136,10 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
     finish(&added).await;
     for d in displays {
         let _ = d.await;
+    }
+    // Exiting first would orphan the hooks, and whoever kills our process group kills them.
+    for h in hooks {
+        let _ = h.await;
     }
     match outcome {
         Outcome::Complete => Ok(ExitCode::SUCCESS),
@@ -179,7 +184,8 @@ pub async fn finish(added: &[Added]) {
     }
 }
 
-fn run_hook(cmd: &str, t: &crate::torrent::TorrentShared) {
+/// Starts `--on-complete`'s command; the handle ends when the command does.
+fn run_hook(cmd: &str, t: &crate::torrent::TorrentShared) -> Option<tokio::task::JoinHandle<()>> {
     let child = tokio::process::Command::new("sh")
         .arg("-c")
         .arg(cmd)
@@ -188,11 +194,12 @@ fn run_hook(cmd: &str, t: &crate::torrent::TorrentShared) {
         .env("SWARM_PATH", &t.data_path)
         .spawn();
     match child {
-        Ok(mut c) => {
-            tokio::spawn(async move {
-                let _ = c.wait().await;
-            });
+        Ok(mut c) => Some(tokio::spawn(async move {
+            let _ = c.wait().await;
+        })),
+        Err(e) => {
+            tracing::warn!(error = %e, "--on-complete command failed to start");
+            None
         }
-        Err(e) => tracing::warn!(error = %e, "--on-complete command failed to start"),
     }
 }
