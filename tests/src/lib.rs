@@ -2,13 +2,15 @@
 //! interop with real BitTorrent programs (libtorrent, aria2, Transmission).
 //!
 //! The scenarios themselves live in `tests/*.rs`. This library is test support, not a test
-//! framework: it finds programs ([`programs`]) and the workspace's binaries ([`bins`]), runs
-//! processes with bounded waits ([`process`]), makes and compares deterministic data
-//! ([`files`]), picks loopback ports ([`ports`]), drives real peers ([`peers`]) and runs our
-//! tracker in-process ([`tracker`], with [`http`] to query it).
+//! framework: it finds programs ([`programs`]) and the workspace's binaries ([`bins`]), builds
+//! our client's command lines ([`client`]), runs processes with bounded waits ([`process`]),
+//! makes and compares deterministic data ([`files`]), picks loopback ports ([`ports`]), drives
+//! real peers ([`peers`]) and runs our tracker in-process ([`tracker`], with [`http`] to query
+//! it).
 //! Nothing here talks to any address outside 127.0.0.0/8.
 
 pub mod bins;
+pub mod client;
 pub mod files;
 pub mod http;
 pub mod peers;

@@ -3,7 +3,7 @@
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail, ensure};
 use metainfo::InfoHash;
@@ -14,6 +14,8 @@ use crate::http::{HttpResponse, http_get};
 
 /// How long one request to the tracker may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Pause between scrapes in [`wait_for_scrape`].
+const SCRAPE_POLL: Duration = Duration::from_millis(50);
 
 /// A running `tracker::run` on loopback; stopped (and awaited) on drop.
 #[derive(Debug)]
@@ -96,17 +98,17 @@ impl LocalTracker {
 
     /// The scrape counts for one torrent (zeros when the tracker does not know it).
     pub fn scrape(&self, hash: &InfoHash) -> Result<ScrapeStats> {
-        let request = ScrapeRequest {
-            info_hashes: vec![*hash],
-        };
-        let body = self.get(&format!("/scrape?{}", request.to_query()))?.body;
-        let response = ScrapeResponse::decode(&body).map_err(|e| anyhow!("scrape body: {e}"))?;
-        Ok(response
-            .files
-            .iter()
-            .find(|(h, _)| h == hash)
-            .map(|(_, stats)| *stats)
-            .unwrap_or_default())
+        scrape_at(self.addr, hash)
+    }
+
+    /// Polls the scrape of `hash` until `ok` holds, at most `timeout`; returns those counts.
+    pub fn wait_for_scrape(
+        &self,
+        hash: &InfoHash,
+        timeout: Duration,
+        ok: impl Fn(&ScrapeStats) -> bool,
+    ) -> Result<ScrapeStats> {
+        wait_for_scrape(self.addr, hash, timeout, ok)
     }
 
     /// Stops the tracker and waits for it; reports whether it ran without error.
@@ -126,6 +128,52 @@ impl Drop for LocalTracker {
     fn drop(&mut self) {
         let _ = self.shutdown();
     }
+}
+
+/// The scrape counts for one torrent from our tracker at `addr` (a [`LocalTracker`], or the one
+/// `swarm seed` embeds); zeros when the tracker does not know it.
+pub fn scrape_at(addr: SocketAddr, hash: &InfoHash) -> Result<ScrapeStats> {
+    let request = ScrapeRequest {
+        info_hashes: vec![*hash],
+    };
+    let path = format!("/scrape?{}", request.to_query());
+    let response = http_get(addr, &path, REQUEST_TIMEOUT)?;
+    ensure!(
+        response.status == 200,
+        "GET {path}: status {}: {}",
+        response.status,
+        response.text()
+    );
+    let decoded =
+        ScrapeResponse::decode(&response.body).map_err(|e| anyhow!("scrape body: {e}"))?;
+    Ok(decoded
+        .files
+        .iter()
+        .find(|(h, _)| h == hash)
+        .map(|(_, stats)| *stats)
+        .unwrap_or_default())
+}
+
+/// Polls [`scrape_at`] until `ok` holds, at most `timeout`; returns the counts that passed.
+pub fn wait_for_scrape(
+    addr: SocketAddr,
+    hash: &InfoHash,
+    timeout: Duration,
+    ok: impl Fn(&ScrapeStats) -> bool,
+) -> Result<ScrapeStats> {
+    let deadline = Instant::now() + timeout;
+    let mut last = ScrapeStats::default();
+    for _ in 0..=timeout.as_millis() / SCRAPE_POLL.as_millis() {
+        last = scrape_at(addr, hash)?;
+        if ok(&last) {
+            return Ok(last);
+        }
+        if Instant::now() >= deadline {
+            break;
+        }
+        std::thread::sleep(SCRAPE_POLL);
+    }
+    bail!("scrape of {hash} at {addr} still {last:?} after {timeout:?}")
 }
 
 /// The tracker thread: a current-thread runtime running `tracker::run` until told to stop.
@@ -160,6 +208,10 @@ mod tests {
         assert_eq!(t.stat("swarms").unwrap(), 0);
         let unknown = InfoHash([7; 20]);
         assert_eq!(t.scrape(&unknown).unwrap(), ScrapeStats::default());
+        let err = t
+            .wait_for_scrape(&unknown, Duration::from_millis(100), |s| s.complete > 0)
+            .unwrap_err();
+        assert!(err.to_string().contains("still"), "{err}");
         t.shutdown().unwrap();
         assert!(t.get("/stats").is_err(), "still answering after shutdown");
     }
