@@ -113,6 +113,14 @@ impl<'a> Decoder<'a, '_> {
         match b {
             b'i' => {
                 let (n, end) = parse_int(self.buf, self.pos)?;
+                if end > self.limits.max_len {
+                    return Err(Error::new(
+                        end,
+                        ErrorKind::TooLarge {
+                            max: self.limits.max_len,
+                        },
+                    ));
+                }
                 self.pos = end;
                 Ok(Value::Int(n))
             }
@@ -268,6 +276,35 @@ mod tests {
         let (v, rest) = decode_prefix(b"d8:msg_typei1e5:piecei0eeRAW\x00DATA").unwrap();
         assert_eq!(v.get(b"msg_type"), Some(&Value::Int(1)));
         assert_eq!(rest, b"RAW\x00DATA");
+    }
+
+    /// Bug found by fuzzing (fuzz/seeds/bencode/crash-int-past-max-len): `decode_prefix_with`
+    /// accepted an integer that ended past `max_len`, where `value_len_with` refused it.
+    #[test]
+    fn integer_ending_past_max_len_is_too_large() {
+        let limits = Limits {
+            max_len: 4,
+            ..Limits::default()
+        };
+        let e = decode_prefix_with(b"i8473229729e", &limits).unwrap_err();
+        assert_eq!(e.kind, ErrorKind::TooLarge { max: 4 });
+        assert_eq!(
+            crate::value_len_with(b"i8473229729e", &limits)
+                .unwrap_err()
+                .kind,
+            e.kind
+        );
+        assert_eq!(
+            decode_prefix_with(
+                b"i123e",
+                &Limits {
+                    max_len: 5,
+                    ..limits
+                }
+            )
+            .map(|v| v.0),
+            Ok(Value::Int(123))
+        );
     }
 
     #[test]
