@@ -147,9 +147,10 @@ fn path_str(path: &Path) -> Result<&str> {
         .with_context(|| format!("{} is not UTF-8", path.display()))
 }
 
-/// Our seeder for an existing torrent and its data; returns once it verified and listens.
-fn our_seeder(payload: &Payload, port: u16, log_dir: &Path) -> Result<Proc> {
-    let cmd = swarm_command(&[
+/// Our seeder for an existing torrent and its data, with `extra` flags; returns once it
+/// verified its data and listens.
+fn our_seeder(payload: &Payload, port: u16, log_dir: &Path, extra: &[&str]) -> Result<Proc> {
+    let mut cmd = swarm_command(&[
         "seed",
         path_str(&payload.torrent)?,
         "--data",
@@ -157,6 +158,7 @@ fn our_seeder(payload: &Payload, port: u16, log_dir: &Path) -> Result<Proc> {
         "--listen",
         &listen_arg(port),
     ])?;
+    cmd.args(extra);
     let mut proc = Proc::spawn(cmd, &format!("swarm-seed-{port}"), log_dir)?;
     proc.wait_for_line(Stream::Stdout, START_TIMEOUT, |l| {
         l.starts_with("listening on port")
@@ -267,7 +269,7 @@ fn our_seeder_to_aria2() -> Result<()> {
         let tracker = LocalTracker::start()?;
         let tmp = scratch()?;
         let payload = Payload::new(tmp.path(), shape, &tracker.announce_url())?;
-        let _seeder = our_seeder(&payload, free_port()?, tmp.path())?;
+        let _seeder = our_seeder(&payload, free_port()?, tmp.path(), &[])?;
         wait_for_scrape(&tracker, &payload.hash(), ANNOUNCE_TIMEOUT, |s| {
             s.complete == 1
         })?;
@@ -341,7 +343,9 @@ fn mixed_swarm_through_our_tracker() -> Result<()> {
         let tmp = scratch()?;
         let t = tmp.path();
         let payload = Payload::new(t, shape, &tracker.announce_url())?;
-        let _seeder = our_seeder(&payload, free_port()?, t)?;
+        // Capped so the leechers overlap and trade pieces among themselves, not each take a
+        // whole copy from the seeder in a few milliseconds.
+        let _seeder = our_seeder(&payload, free_port()?, t, &["--upload-limit", "1M"])?;
         wait_for_scrape(&tracker, &payload.hash(), ANNOUNCE_TIMEOUT, |s| {
             s.complete == 1
         })?;
