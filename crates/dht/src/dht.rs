@@ -249,7 +249,7 @@ impl Dht {
             .collect();
         for tid in expired {
             if let Some(tx) = self.txs.remove(&tid) {
-                self.tx_failed(tx, now);
+                self.tx_failed(tx, true, now);
             }
         }
         if now >= self.next_maintenance {
@@ -352,7 +352,7 @@ impl Dht {
         };
         if r.id == self.id || tx.node.is_some_and(|n| n != r.id) {
             debug!(%from, "response from an unexpected node id");
-            self.tx_failed(tx, now);
+            self.tx_failed(tx, false, now);
             return;
         }
         let info = NodeInfo {
@@ -401,12 +401,13 @@ impl Dht {
         if let TxKind::Lookup { id, seed } = tx.kind {
             let node = tx.node.map(|id| NodeInfo { id, addr: tx.addr });
             if let Some(run) = self.lookups.get_mut(&id) {
-                run.lookup.failed(node, seed);
+                run.lookup.failed(node, seed, false);
             }
         }
     }
 
-    fn tx_failed(&mut self, tx: Tx, now: Instant) {
+    /// A request failed: timed out (`timeout`) or answered by the wrong node.
+    fn tx_failed(&mut self, tx: Tx, timeout: bool, now: Instant) {
         let node = tx.node.map(|id| NodeInfo { id, addr: tx.addr });
         if let Some(n) = node {
             if let Some(p) = self.table.failed(&n.id, now) {
@@ -415,7 +416,7 @@ impl Dht {
         }
         if let TxKind::Lookup { id, seed } = tx.kind {
             if let Some(run) = self.lookups.get_mut(&id) {
-                run.lookup.failed(node, seed);
+                run.lookup.failed(node, seed, timeout);
             }
         }
     }
@@ -535,6 +536,16 @@ impl Dht {
             Purpose::Bootstrap => {
                 self.bootstrapping = None;
                 if !self.table.is_empty() {
+                    // Fill every bucket farther than ours (BEP 5 refresh): without this, a
+                    // node knows little outside its own neighbourhood and lookups stall.
+                    let ours = self.table.bucket_count().saturating_sub(1);
+                    for bucket in 0..ours {
+                        if self.lookups.len() >= self.config.max_lookups / 2 {
+                            break;
+                        }
+                        let target = self.id.random_with_prefix(bucket, &mut self.rng);
+                        let _ = self.start(target, Purpose::Refresh, now);
+                    }
                     let nodes = self.table.len();
                     self.push_event(DhtEvent::Bootstrapped { nodes });
                 }
@@ -596,3 +607,7 @@ impl Dht {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "dht_tests.rs"]
+mod tests;

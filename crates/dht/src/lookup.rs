@@ -6,6 +6,9 @@ use std::net::SocketAddrV4;
 use crate::compact::{NodeInfo, is_routable};
 use crate::id::{Distance, NodeId};
 
+/// Requests sent to one node within a lookup before it counts as failed.
+const MAX_ATTEMPTS: u8 = 2;
+
 /// Identifies a lookup in events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct LookupId(pub u64);
@@ -25,6 +28,8 @@ struct Candidate {
     state: State,
     /// 0 for nodes from our table or a bootstrap node; 1 + the hop of whoever told us.
     hop: u32,
+    /// Requests sent to it.
+    attempts: u8,
 }
 
 /// The progress of one lookup.
@@ -84,6 +89,7 @@ impl Lookup {
                     dist,
                     state: State::Fresh,
                     hop,
+                    attempts: 0,
                 },
             );
         }
@@ -115,6 +121,7 @@ impl Lookup {
                 State::Failed => continue,
                 State::Fresh => {
                     c.state = State::InFlight;
+                    c.attempts = c.attempts.saturating_add(1);
                     self.in_flight += 1;
                     self.queries += 1;
                     return Some(c.info);
@@ -175,8 +182,10 @@ impl Lookup {
         self.add(nodes, hop);
     }
 
-    /// Records that a request to `node` (or to a bootstrap node when `seed`) failed.
-    pub fn failed(&mut self, node: Option<NodeInfo>, seed: bool) {
+    /// Records that a request to `node` (or to a bootstrap node when `seed`) failed. With
+    /// `retry` (a timeout: the packet may just have been lost) a node asked only once is
+    /// asked once more; otherwise it is out of the lookup.
+    pub fn failed(&mut self, node: Option<NodeInfo>, seed: bool, retry: bool) {
         if seed {
             self.seeds_in_flight = self.seeds_in_flight.saturating_sub(1);
             return;
@@ -184,7 +193,11 @@ impl Lookup {
         self.in_flight = self.in_flight.saturating_sub(1);
         if let Some(n) = node {
             if let Some(c) = self.find(&n.id, &n.addr) {
-                c.state = State::Failed;
+                c.state = if retry && c.attempts < MAX_ATTEMPTS {
+                    State::Fresh
+                } else {
+                    State::Failed
+                };
             }
         }
     }

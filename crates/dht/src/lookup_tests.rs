@@ -40,7 +40,7 @@ fn ends_when_k_closest_answered() {
     l.responded(a, false, &[], Some(b"ta".to_vec()));
     assert!(!l.is_done());
     // b fails: c moves into the 2 closest and is queried.
-    l.failed(Some(b), false);
+    l.failed(Some(b), false, false);
     assert_eq!(l.next(), Some(c));
     l.responded(c, false, &[], None);
     assert!(l.is_done());
@@ -71,7 +71,7 @@ fn seeds_count_until_they_answer() {
     assert!(!l.is_done());
     let s = node(5, 5);
     l.responded(s, true, &[node(1, 1)], None);
-    l.failed(None, true);
+    l.failed(None, true, true);
     assert!(!l.is_done(), "the learned node is fresh");
     assert_eq!(l.next(), Some(node(1, 1)));
     l.responded(node(1, 1), false, &[], None);
@@ -95,4 +95,19 @@ fn candidates_are_capped_and_deduplicated() {
 #[test]
 fn empty_lookup_is_done() {
     assert!(lookup(8, 3).is_done());
+}
+
+#[test]
+fn a_timed_out_node_is_asked_twice() {
+    let mut l = lookup(1, 3);
+    let a = node(1, 1);
+    l.add(&[a], 0);
+    assert_eq!(l.next(), Some(a));
+    l.failed(Some(a), false, true);
+    assert!(!l.is_done());
+    assert_eq!(l.next(), Some(a), "asked again after a timeout");
+    l.failed(Some(a), false, true);
+    assert_eq!(l.next(), None);
+    assert!(l.is_done());
+    assert_eq!(l.queries, 2);
 }
