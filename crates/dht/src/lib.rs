@@ -14,6 +14,11 @@
 //! Randomness comes from the `Rng` given to [`Dht::new`], so a seeded run is reproducible and a
 //! whole network can be simulated on virtual time (see `tests/sim.rs` and `examples/sim.rs`).
 //!
+//! Lookups ask `alpha` nodes at a time, ask a node that timed out once more, and end when the
+//! `k` closest nodes seen (that have not failed) have answered. After bootstrapping, every
+//! bucket farther than our own is refreshed with a lookup, and any bucket unchanged for 15
+//! minutes is refreshed again.
+//!
 //! Only IPv4 is spoken (26-byte compact nodes, 6-byte peers); IPv6 (BEP 32), secure node ids
 //! (BEP 42), read-only mode for ourselves and storage (BEP 44) are not implemented. Incoming
 //! `ro` (BEP 43) is honoured: such nodes are answered but not added to the routing table.
