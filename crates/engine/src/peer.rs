@@ -8,7 +8,10 @@ use bytes::BytesMut;
 use metainfo::{Bitfield, BlockRef, PeerId, PieceIndex};
 use wire::Message;
 
-use crate::pipeline::Pipeline;
+use crate::pipeline::{MAX_TARGET, Pipeline};
+
+/// Most dropped requests remembered as possibly still answered (see [`Peer::unanswered`]).
+const MAX_UNANSWERED: u32 = 4 * MAX_TARGET as u32;
 
 /// Identifies a peer connection within one [`Torrent`](crate::Torrent); never reused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -77,6 +80,9 @@ pub(crate) struct Peer {
     pub uploaded: u64,
     /// The peer told us it will not download (seed, or BEP 21 upload-only).
     pub upload_only: bool,
+    /// Our requests we dropped (at its choke) or cancelled that the peer may still answer with
+    /// a PIECE or (Fast) a REJECT: such answers are expected, not violations. Capped.
+    pub unanswered: u32,
 }
 
 impl Peer {
@@ -107,7 +113,22 @@ impl Peer {
             downloaded: 0,
             uploaded: 0,
             upload_only: false,
+            unanswered: 0,
         }
+    }
+
+    /// `n` of our requests were dropped or cancelled; the peer may still answer them.
+    pub fn dropped_requests(&mut self, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.unanswered = self.unanswered.saturating_add(n).min(MAX_UNANSWERED);
+    }
+
+    /// A PIECE or REJECT for none of our outstanding requests arrived: true if it can be the
+    /// answer to a dropped one.
+    pub fn late_answer(&mut self) -> bool {
+        let expected = self.unanswered > 0;
+        self.unanswered = self.unanswered.saturating_sub(1);
+        expected
     }
 
     /// Encodes `msg` into the outgoing buffer.

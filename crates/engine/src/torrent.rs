@@ -403,6 +403,7 @@ impl Torrent {
                 // Without the Fast extension a choke discards our requests; with it the peer should
                 // reject them, but we re-request elsewhere at once either way.
                 let dropped: Vec<BlockRef> = peer.outstanding.drain().collect();
+                peer.dropped_requests(dropped.len());
                 peer.waiting_since = None;
                 for b in dropped {
                     self.picker.request_dropped(b);
@@ -493,6 +494,9 @@ impl Torrent {
                         peer.waiting_since = None;
                     }
                     self.refill_all();
+                    Ok(())
+                } else if peer.late_answer() {
+                    // It answers a request we dropped at its choke or cancelled.
                     Ok(())
                 } else {
                     self.violation(key, "REJECT of a block not requested")
@@ -637,6 +641,7 @@ impl Torrent {
         peer.downloaded += len;
         self.stats.downloaded += len;
         let requested = peer.outstanding.remove(&b);
+        let expected = requested || peer.late_answer();
         if requested {
             peer.pipeline.on_block(now, b.len());
             peer.snubbed = false;
@@ -647,7 +652,10 @@ impl Torrent {
         match self.picker.block_received(b) {
             BlockReceived::Duplicate => {}
             BlockReceived::NotRequested => {
-                // Never asked for, or the piece is already ours.
+                // Never asked for (or only by a request we dropped since: then it is no fault).
+                if expected {
+                    return Ok(());
+                }
                 return self.violation(key, "PIECE we did not request");
             }
             BlockReceived::Fresh { piece_complete } => {
@@ -695,6 +703,7 @@ impl Torrent {
         let mut woken = Vec::new();
         for (k, p) in self.peers.iter_mut() {
             if *k != from && p.outstanding.remove(&b) {
+                p.dropped_requests(1);
                 p.send(&Message::Cancel(spec));
                 woken.push(*k);
             }
@@ -937,6 +946,7 @@ impl Torrent {
             p.snubbed = true;
             p.waiting_since = None;
             let dropped: Vec<BlockRef> = p.outstanding.drain().collect();
+            p.dropped_requests(dropped.len());
             for b in &dropped {
                 p.send(&Message::Cancel(BlockSpec {
                     piece: b.piece().get(),

@@ -284,9 +284,14 @@ fn leecher_with_one_peer(fast: bool) -> (Torrent, PeerKey, Instant) {
 
 /// A torrent with no pieces yet and one connected peer.
 fn empty_torrent_with_one_peer(fast: bool) -> (Torrent, PeerKey, Instant) {
+    empty_torrent_with(fast, Config::default())
+}
+
+/// [`empty_torrent_with_one_peer`] with `config`.
+fn empty_torrent_with(fast: bool, config: Config) -> (Torrent, PeerKey, Instant) {
     let g = geometry();
     let now = Instant::now();
-    let mut t = Torrent::new(g, Bitfield::new(g.piece_count()), Config::default(), 1, now);
+    let mut t = Torrent::new(g, Bitfield::new(g.piece_count()), config, 1, now);
     let k = t
         .add_peer(
             SocketAddr::from(([127, 0, 0, 9], 1)),
@@ -501,4 +506,88 @@ fn slow_disk_bounds_pieces_held_in_memory() {
         sim.nodes[1].completed,
         "did not resume after the disk caught up ({before} held)"
     );
+}
+
+/// The blocks `msgs` request.
+fn requests_in(msgs: &[Message]) -> Vec<BlockSpec> {
+    msgs.iter()
+        .filter_map(|m| match m {
+            Message::Request(spec) => Some(*spec),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn rejects_after_a_choke_are_not_violations() {
+    // BEP 6: a Fast peer that chokes us rejects every request it still holds (libtorrent does,
+    // and rotates its unchoke slots every 15 s). We drop those requests at the choke; the
+    // REJECTs that follow answer them and must not count towards a disconnect.
+    let (mut t, k, now) = empty_torrent_with_one_peer(true);
+    t.handle_message(k, Message::HaveAll, now).unwrap();
+    let mut rejected = 0;
+    for _ in 0..8 {
+        t.handle_message(k, Message::Unchoke, now).unwrap();
+        let asked = requests_in(&sent_to(&mut t, k, now));
+        assert!(!asked.is_empty());
+        t.handle_message(k, Message::Choke, now).unwrap();
+        for spec in asked {
+            t.handle_message(k, Message::Reject(spec), now).unwrap();
+            rejected += 1;
+        }
+    }
+    assert!(rejected > Config::default().max_invalid, "{rejected}");
+    // A REJECT nobody can explain still counts.
+    let (mut t, k, now) = empty_torrent_with_one_peer(true);
+    t.handle_message(k, Message::HaveAll, now).unwrap();
+    let stray = BlockSpec {
+        piece: 0,
+        begin: 0,
+        len: 16_384,
+    };
+    let errors = (0..=Config::default().max_invalid)
+        .filter(|_| t.handle_message(k, Message::Reject(stray), now).is_err())
+        .count();
+    assert_eq!(errors, 1);
+}
+
+#[test]
+fn answers_to_cancelled_requests_are_not_violations() {
+    // A peer that stalls past the request timeout gets CANCELs for everything; libtorrent
+    // answers each with a REJECT (Fast), or the PIECE was already on its way.
+    let config = Config {
+        max_invalid: 2,
+        ..Config::default()
+    };
+    let timeout = config.request_timeout;
+    let (mut t, k, start) = empty_torrent_with(true, config);
+    t.handle_message(k, Message::HaveAll, start).unwrap();
+    t.handle_message(k, Message::Unchoke, start).unwrap();
+    let asked = requests_in(&sent_to(&mut t, k, start));
+    assert!(asked.len() > 4, "{asked:?}");
+    let now = start + timeout + Duration::from_secs(1);
+    t.handle_message(k, Message::KeepAlive, now).unwrap();
+    t.handle_timeout(now);
+    let cancelled: Vec<BlockSpec> = sent_to(&mut t, k, now)
+        .into_iter()
+        .filter_map(|m| match m {
+            Message::Cancel(spec) => Some(spec),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(cancelled.len(), asked.len());
+    // (The choke also drops the one request a snubbed peer keeps.) Now the answers arrive.
+    t.handle_message(k, Message::Choke, now).unwrap();
+    for (i, spec) in cancelled.into_iter().enumerate() {
+        let answer = if i % 2 == 0 {
+            Message::Reject(spec)
+        } else {
+            Message::Piece {
+                piece: spec.piece,
+                begin: spec.begin,
+                data: vec![0u8; spec.len as usize].into(),
+            }
+        };
+        t.handle_message(k, answer, now).unwrap();
+    }
 }
