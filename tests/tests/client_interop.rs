@@ -167,9 +167,15 @@ fn our_seeder(payload: &Payload, port: u16, log_dir: &Path, extra: &[&str]) -> R
     Ok(proc)
 }
 
-/// Our leecher, downloading into `dir` and exiting 0 once complete.
-fn our_leecher(payload: &Payload, dir: &Path, port: u16, log_dir: &Path) -> Result<Proc> {
-    let cmd = swarm_command(&[
+/// Our leecher with `extra` flags, downloading into `dir` and exiting 0 once complete.
+fn our_leecher(
+    payload: &Payload,
+    dir: &Path,
+    port: u16,
+    log_dir: &Path,
+    extra: &[&str],
+) -> Result<Proc> {
+    let mut cmd = swarm_command(&[
         "fetch",
         path_str(&payload.torrent)?,
         "-o",
@@ -178,6 +184,7 @@ fn our_leecher(payload: &Payload, dir: &Path, port: u16, log_dir: &Path) -> Resu
         &listen_arg(port),
         "-q",
     ])?;
+    cmd.args(extra);
     Proc::spawn(cmd, &format!("swarm-fetch-{port}"), log_dir)
 }
 
@@ -204,14 +211,21 @@ fn wait_for_scrape(
     bail!("scrape still {last:?} after {timeout:?}")
 }
 
-/// Waits for the seeder's announce, then runs our leecher to completion and checks its bytes.
-fn our_leecher_completes(tracker: &LocalTracker, payload: &Payload, tmp: &Path) -> Result<()> {
+/// Waits for `seeders` announces, then runs our leecher (with `extra` flags) to completion and
+/// checks its bytes.
+fn our_leecher_completes(
+    tracker: &LocalTracker,
+    payload: &Payload,
+    tmp: &Path,
+    seeders: u64,
+    extra: &[&str],
+) -> Result<()> {
     wait_for_scrape(tracker, &payload.hash(), ANNOUNCE_TIMEOUT, |s| {
-        s.complete >= 1
+        s.complete >= seeders
     })
-    .context("the seeder never announced")?;
+    .with_context(|| format!("{seeders} seeders never announced"))?;
     let dir = tmp.join("ours");
-    let mut leecher = our_leecher(payload, &dir, free_port()?, tmp)?;
+    let mut leecher = our_leecher(payload, &dir, free_port()?, tmp, extra)?;
     leecher
         .wait_success(TRANSFER_TIMEOUT)
         .context("our leecher did not complete")?;
@@ -290,7 +304,7 @@ fn libtorrent_seeder_to_ours() -> Result<()> {
         let tmp = scratch()?;
         let payload = Payload::new(tmp.path(), shape, &tracker.announce_url())?;
         let seeder = LibtorrentPeer::seed(&payload.torrent, &payload.seed_dir, free_port()?)?;
-        our_leecher_completes(&tracker, &payload, tmp.path())?;
+        our_leecher_completes(&tracker, &payload, tmp.path(), 1, &[])?;
         let moved = seeder.stop()?;
         assert!(
             moved.uploaded >= payload.total(),
@@ -309,7 +323,7 @@ fn aria2_seeder_to_ours() -> Result<()> {
         let tmp = scratch()?;
         let payload = Payload::new(tmp.path(), shape, &tracker.announce_url())?;
         let _seeder = Aria2::seed(&payload.torrent, &payload.seed_dir, free_port()?)?;
-        our_leecher_completes(&tracker, &payload, tmp.path())?;
+        our_leecher_completes(&tracker, &payload, tmp.path(), 1, &[])?;
     }
     Ok(())
 }
@@ -327,7 +341,31 @@ fn transmission_seeder_to_ours() -> Result<()> {
         daemon.add(&payload.torrent, &payload.seed_dir)?;
         // It verifies the data it finds, then announces as a seed.
         daemon.wait_complete(&payload.hash(), ANNOUNCE_TIMEOUT)?;
-        our_leecher_completes(&tracker, &payload, tmp.path())?;
+        our_leecher_completes(&tracker, &payload, tmp.path(), 1, &[])?;
+    }
+    Ok(())
+}
+
+/// Two real seeders at once (libtorrent and aria2) -> our leecher: requests spread over both,
+/// and the end-game CANCELs (which libtorrent answers with REJECTs) cost no connection.
+#[test]
+fn libtorrent_and_aria2_seeders_to_ours() -> Result<()> {
+    require!(Program::Libtorrent);
+    require!(Program::Aria2c);
+    for shape in SHAPES {
+        let tracker = LocalTracker::start()?;
+        let tmp = scratch()?;
+        let payload = Payload::new(tmp.path(), shape, &tracker.announce_url())?;
+        let lt = LibtorrentPeer::seed(&payload.torrent, &payload.seed_dir, free_port()?)?;
+        let _aria = Aria2::seed(&payload.torrent, &payload.seed_dir, free_port()?)?;
+        // Capped, so that both connections are up long before the end.
+        let cap = ["--download-limit", "2M"];
+        our_leecher_completes(&tracker, &payload, tmp.path(), 2, &cap)?;
+        let moved = lt.stop()?;
+        assert!(
+            moved.uploaded > 0 && moved.downloaded == 0,
+            "{shape:?}: libtorrent seeder moved {moved:?}"
+        );
     }
     Ok(())
 }
@@ -357,9 +395,9 @@ fn mixed_swarm_through_our_tracker() -> Result<()> {
         let (lt_dir, aria_dir) = (t.join("lt"), t.join("aria2"));
         let (ours1, ours2) = (t.join("ours1"), t.join("ours2"));
         let mut lt = LibtorrentPeer::leech_with(&payload.torrent, &lt_dir, free_port()?, &stay)?;
-        let mut a1 = our_leecher(&payload, &ours1, free_port()?, t)?;
+        let mut a1 = our_leecher(&payload, &ours1, free_port()?, t, &[])?;
         let mut aria = Aria2::leech(&payload.torrent, &aria_dir, free_port()?)?;
-        let mut a2 = our_leecher(&payload, &ours2, free_port()?, t)?;
+        let mut a2 = our_leecher(&payload, &ours2, free_port()?, t, &[])?;
 
         lt.wait_done(TRANSFER_TIMEOUT)?;
         aria.wait_done(TRANSFER_TIMEOUT)?;
