@@ -1,6 +1,6 @@
 //! Our client (`swarm seed`, `swarm fetch`) against real BitTorrent programs on 127.0.0.1:
-//! libtorrent, aria2 and Transmission as seeders and leechers, and a mixed swarm through our
-//! tracker. Every transfer must end with byte-identical data.
+//! libtorrent and aria2 as leechers and seeders (also both at once), Transmission as a seeder,
+//! and a mixed swarm through our tracker. Every transfer must end with byte-identical data.
 //!
 //! Each scenario runs over two payloads with 256 KiB pieces: one file of several MB, and a
 //! directory of files whose boundaries fall inside pieces; both end in a short last piece.
