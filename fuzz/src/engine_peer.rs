@@ -339,9 +339,8 @@ impl Harness {
         );
         assert!(stats.have <= stats.pieces);
         assert_eq!(stats.left == 0, self.torrent.is_complete());
-        assert!(
-            self.ready.len() <= 2,
-            "more pieces awaiting the disk than max_checking"
-        );
+        // `max_checking` stops new requests, but blocks already requested may still complete
+        // pieces past it; each piece is handed out at most once (checked in drain_events).
+        assert!(self.ready.len() <= stats.pieces as usize);
     }
 }
