@@ -1,0 +1,261 @@
+//! Downloading: blocks arriving, pieces assembled and verified, interest, requests.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use metainfo::{BlockRef, PieceIndex};
+use wire::{BlockSpec, Message};
+
+use super::{Event, MAX_TRACKED_IPS, PeerError, PieceBuf, PieceOutcome, Torrent};
+use crate::peer::PeerKey;
+use crate::picker::BlockReceived;
+
+impl Torrent {
+    pub(super) fn on_block(
+        &mut self,
+        key: PeerKey,
+        piece: u32,
+        begin: u32,
+        data: &[u8],
+        now: Instant,
+    ) -> Result<(), PeerError> {
+        let Some(b) = self.geometry.block(piece, begin, data.len() as u32) else {
+            return self.violation(key, "PIECE that is not one of our blocks");
+        };
+        let peer = self.peers.get_mut(&key).ok_or(PeerError::Unknown)?;
+        let len = u64::from(b.len());
+        peer.downloaded += len;
+        self.stats.downloaded += len;
+        let requested = peer.outstanding.remove(&b);
+        let expected = requested || peer.late_answer();
+        if requested {
+            peer.pipeline.on_block(now, b.len());
+            peer.snubbed = false;
+            peer.waiting_since = (!peer.outstanding.is_empty()).then_some(now);
+        }
+        let ip = peer.addr.ip();
+        self.choker.on_received(key, len, now);
+        match self.picker.block_received(b) {
+            BlockReceived::Duplicate => {}
+            BlockReceived::NotRequested => {
+                // Never asked for (or only by a request we dropped since: then it is no fault).
+                if expected {
+                    return Ok(());
+                }
+                return self.violation(key, "PIECE we did not request");
+            }
+            BlockReceived::Fresh { piece_complete } => {
+                self.store_block(b, data, ip);
+                if self.picker.in_endgame() {
+                    self.cancel_elsewhere(key, b);
+                }
+                if piece_complete {
+                    if let Some(buf) = self.pieces.remove(&b.piece()) {
+                        self.checking.insert(b.piece(), buf.contributors);
+                        self.events.push_back(Event::PieceReady {
+                            piece: b.piece(),
+                            data: buf.data,
+                        });
+                    }
+                }
+            }
+        }
+        self.fill_requests(key, now);
+        Ok(())
+    }
+
+    pub(super) fn store_block(&mut self, b: BlockRef, data: &[u8], from: IpAddr) {
+        let plen = self.geometry.piece_len(b.piece()) as usize;
+        let buf = self.pieces.entry(b.piece()).or_insert_with(|| PieceBuf {
+            data: vec![0; plen],
+            contributors: Vec::new(),
+        });
+        let start = b.begin() as usize;
+        if let Some(dst) = buf.data.get_mut(start..start + data.len()) {
+            dst.copy_from_slice(data);
+        }
+        if !buf.contributors.contains(&from) {
+            buf.contributors.push(from);
+        }
+    }
+
+    /// End-game: `b` arrived from `from`; cancel it at every other peer that has it outstanding.
+    pub(super) fn cancel_elsewhere(&mut self, from: PeerKey, b: BlockRef) {
+        let spec = BlockSpec {
+            piece: b.piece().get(),
+            begin: b.begin(),
+            len: b.len(),
+        };
+        let mut woken = Vec::new();
+        for (k, p) in self.peers.iter_mut() {
+            if *k != from && p.outstanding.remove(&b) {
+                p.dropped_requests(1);
+                p.send(&Message::Cancel(spec));
+                woken.push(*k);
+            }
+        }
+        for k in woken {
+            self.picker.request_dropped(b);
+            self.wake(k);
+        }
+    }
+
+    /// The shell verified (or failed to verify or write) a piece handed out by `PieceReady`.
+    pub fn piece_written(&mut self, piece: PieceIndex, outcome: PieceOutcome, now: Instant) {
+        let contributors = self.checking.remove(&piece).unwrap_or_default();
+        if self.checking.len() + 1 == self.config.max_checking {
+            // Below the cap again: peers starved by backpressure may request more.
+            self.refill_all();
+        }
+        match outcome {
+            PieceOutcome::Written => {
+                self.picker.piece_verified(piece);
+                self.events.push_back(Event::PieceDone(piece));
+                let have = Message::Have(piece.get());
+                let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
+                for k in &keys {
+                    let Some(p) = self.peers.get_mut(k) else {
+                        continue;
+                    };
+                    if p.bitfield.has(piece) {
+                        p.interesting = p.interesting.saturating_sub(1);
+                    } else {
+                        p.send(&have);
+                        self.wake(*k);
+                    }
+                    self.update_interest(*k, now);
+                }
+                if self.picker.is_complete() && !self.completed_sent {
+                    self.completed_sent = true;
+                    self.choker.set_seeding(true);
+                    self.events.push_back(Event::Completed);
+                    for k in keys {
+                        self.check_both_seeds(k);
+                    }
+                }
+            }
+            PieceOutcome::HashFailed => {
+                self.stats.wasted += u64::from(self.geometry.piece_len(piece));
+                self.picker.piece_failed(piece);
+                tracing::debug!(
+                    piece = piece.get(),
+                    contributors = contributors.len(),
+                    "hash failed"
+                );
+                let sole = contributors.len() == 1;
+                for ip in contributors {
+                    let n = self.strikes.entry(ip).or_insert(0);
+                    *n += 1;
+                    if sole || *n >= self.config.ban_strikes {
+                        self.ban(ip);
+                    }
+                }
+                if self.strikes.len() > MAX_TRACKED_IPS {
+                    self.strikes.retain(|_, n| *n > 1);
+                }
+                self.refill_all();
+            }
+            PieceOutcome::WriteFailed => {
+                self.picker.piece_failed(piece);
+            }
+        }
+    }
+
+    pub(super) fn ban(&mut self, ip: IpAddr) {
+        if self.banned.len() < MAX_TRACKED_IPS {
+            self.banned.insert(ip);
+        }
+        tracing::info!(%ip, "peer banned after hash failures");
+        for (k, p) in &self.peers {
+            if p.addr.ip() == ip {
+                self.events
+                    .push_back(Event::Disconnect(*k, PeerError::Banned));
+            }
+        }
+    }
+
+    /// Sends INTERESTED / NOT INTERESTED when our interest in `key` changes.
+    pub(super) fn update_interest(&mut self, key: PeerKey, now: Instant) {
+        let complete = self.picker.is_complete();
+        let Some(p) = self.peers.get_mut(&key) else {
+            return;
+        };
+        let want = !complete && p.interesting > 0;
+        if want != p.am_interested {
+            p.am_interested = want;
+            p.send(if want {
+                &Message::Interested
+            } else {
+                &Message::NotInterested
+            });
+            self.choker.set_we_interested(key, want, now);
+            self.wake(key);
+        }
+    }
+
+    /// Tops up the requests outstanding at `key` to its pipeline target.
+    pub(super) fn fill_requests(&mut self, key: PeerKey, now: Instant) {
+        if self.checking.len() >= self.config.max_checking {
+            return;
+        }
+        let Torrent {
+            peers,
+            picker,
+            rng,
+            scratch,
+            ..
+        } = self;
+        let Some(p) = peers.get_mut(&key) else { return };
+        if p.peer_choking || !p.am_interested {
+            return;
+        }
+        let target = if p.snubbed {
+            1
+        } else {
+            p.pipeline.target(p.reqq)
+        };
+        let have = p.outstanding.len();
+        if have >= target {
+            return;
+        }
+        scratch.clear();
+        let outstanding = &p.outstanding;
+        picker.pick(
+            &p.bitfield,
+            &|b| outstanding.contains(&b),
+            target - have,
+            rng,
+            scratch,
+        );
+        if scratch.is_empty() {
+            return;
+        }
+        for b in scratch.iter() {
+            p.outstanding.insert(*b);
+            p.send(&Message::Request(BlockSpec {
+                piece: b.piece().get(),
+                begin: b.begin(),
+                len: b.len(),
+            }));
+        }
+        if p.waiting_since.is_none() {
+            p.waiting_since = Some(now);
+        }
+        self.wake(key);
+    }
+
+    pub(super) fn refill_all(&mut self) {
+        let Some(now) = self.peers.values().map(|p| p.last_recv).max() else {
+            return;
+        };
+        let keys: Vec<PeerKey> = self
+            .peers
+            .iter()
+            .filter(|(_, p)| !p.peer_choking && p.am_interested)
+            .map(|(k, _)| *k)
+            .collect();
+        for k in keys {
+            self.fill_requests(k, now);
+        }
+    }
+}
