@@ -171,6 +171,14 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
         last = Some(Instant::now());
     }
     if last.is_some() {
+        // Completed just before the stop (the loop saw the cancel first), or its announce failed:
+        // tell the tracker before leaving, so its download count stays exact.
+        let unreported = (*done_rx.borrow() && !was_done) || event == Event::Completed;
+        if unreported {
+            let req = request(&t, &session, Event::Completed, key);
+            let _ =
+                tokio::time::timeout(STOP_TIMEOUT, announce_tiers(&http, &mut tiers, &req)).await;
+        }
         let req = request(&t, &session, Event::Stopped, key);
         let _ = tokio::time::timeout(STOP_TIMEOUT, announce_tiers(&http, &mut tiers, &req)).await;
     }

@@ -74,6 +74,10 @@ fn one_seeder_and_five_leechers_all_end_with_the_same_bytes() -> Result<()> {
         let stdout = proc.output(Stream::Stdout);
         ensure!(stdout.contains("done: payload"), "{}", proc.describe());
     }
+    // Every leecher told the tracker it completed, exactly once, even when it exited at once.
+    tracker.wait_for_scrape(&meta.info_hash, ANNOUNCE_TIMEOUT, |s| {
+        s.downloaded == 5 && s.incomplete == 0
+    })?;
     Ok(())
 }
 
