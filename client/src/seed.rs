@@ -192,10 +192,7 @@ async fn create_torrent(
     };
     std::fs::write(&out, meta.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
     ui.println(format!("wrote {}", out.display()));
-    let out_dir = abs
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
+    let out_dir = parent_dir(&abs);
     Ok((
         meta,
         AddOptions {
@@ -218,10 +215,7 @@ fn existing_torrent(torrent: &Path, data: &Path) -> Result<(Metainfo, AddOptions
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .context("--data names no file")?;
-    let out_dir = abs
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
+    let out_dir = parent_dir(&abs);
     Ok((
         meta,
         AddOptions {
@@ -232,4 +226,10 @@ fn existing_torrent(torrent: &Path, data: &Path) -> Result<(Metainfo, AddOptions
             resume: false,
         },
     ))
+}
+
+/// The directory holding `abs` (an absolute path): the torrent's paths are relative to it.
+fn parent_dir(abs: &Path) -> PathBuf {
+    abs.parent()
+        .map_or_else(|| PathBuf::from("/"), Path::to_path_buf)
 }

@@ -9,9 +9,9 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail, ensure};
+use anyhow::{Context, Result, ensure};
 use metainfo::{InfoHash, Metainfo, TorrentBuilder};
 use tests::bins;
 use tests::files::{compare_paths, write_tree};
@@ -20,7 +20,6 @@ use tests::ports::{free_port, loopback};
 use tests::process::{Proc, Stream};
 use tests::tracker::LocalTracker;
 use tests::{Program, require};
-use tracker_proto::ScrapeStats;
 
 /// One whole transfer, start to exit.
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
@@ -188,29 +187,6 @@ fn our_leecher(
     Proc::spawn(cmd, &format!("swarm-fetch-{port}"), log_dir)
 }
 
-/// Polls the tracker's scrape until `ok` holds, at most `timeout`.
-fn wait_for_scrape(
-    tracker: &LocalTracker,
-    hash: &InfoHash,
-    timeout: Duration,
-    ok: impl Fn(&ScrapeStats) -> bool,
-) -> Result<ScrapeStats> {
-    let poll = Duration::from_millis(100);
-    let deadline = Instant::now() + timeout;
-    let mut last = ScrapeStats::default();
-    for _ in 0..=timeout.as_millis() / poll.as_millis() {
-        last = tracker.scrape(hash)?;
-        if ok(&last) {
-            return Ok(last);
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(poll);
-    }
-    bail!("scrape still {last:?} after {timeout:?}")
-}
-
 /// Waits for `seeders` announces, then runs our leecher (with `extra` flags) to completion and
 /// checks its bytes.
 fn our_leecher_completes(
@@ -220,10 +196,9 @@ fn our_leecher_completes(
     seeders: u64,
     extra: &[&str],
 ) -> Result<()> {
-    wait_for_scrape(tracker, &payload.hash(), ANNOUNCE_TIMEOUT, |s| {
-        s.complete >= seeders
-    })
-    .with_context(|| format!("{seeders} seeders never announced"))?;
+    tracker
+        .wait_for_scrape(&payload.hash(), ANNOUNCE_TIMEOUT, |s| s.complete >= seeders)
+        .with_context(|| format!("{seeders} seeders never announced"))?;
     let dir = tmp.join("ours");
     let mut leecher = our_leecher(payload, &dir, free_port()?, tmp, extra)?;
     leecher
@@ -259,9 +234,7 @@ fn our_seeder_to_libtorrent() -> Result<()> {
         })?;
         let made_meta = Metainfo::from_bytes(&std::fs::read(&made)?)?;
         assert_eq!(made_meta.info_hash, payload.hash(), "{shape:?}");
-        wait_for_scrape(&tracker, &payload.hash(), ANNOUNCE_TIMEOUT, |s| {
-            s.complete == 1
-        })?;
+        tracker.wait_for_scrape(&payload.hash(), ANNOUNCE_TIMEOUT, |s| s.complete == 1)?;
 
         let dir = tmp.path().join("lt");
         let mut leecher = LibtorrentPeer::leech(&made, &dir, free_port()?)?;
@@ -284,9 +257,7 @@ fn our_seeder_to_aria2() -> Result<()> {
         let tmp = scratch()?;
         let payload = Payload::new(tmp.path(), shape, &tracker.announce_url())?;
         let _seeder = our_seeder(&payload, free_port()?, tmp.path(), &[])?;
-        wait_for_scrape(&tracker, &payload.hash(), ANNOUNCE_TIMEOUT, |s| {
-            s.complete == 1
-        })?;
+        tracker.wait_for_scrape(&payload.hash(), ANNOUNCE_TIMEOUT, |s| s.complete == 1)?;
         let dir = tmp.path().join("aria2");
         let mut leecher = Aria2::leech(&payload.torrent, &dir, free_port()?)?;
         leecher.wait_done(TRANSFER_TIMEOUT)?;
@@ -384,9 +355,7 @@ fn mixed_swarm_through_our_tracker() -> Result<()> {
         // Capped so the leechers overlap and trade pieces among themselves, not each take a
         // whole copy from the seeder in a few milliseconds.
         let _seeder = our_seeder(&payload, free_port()?, t, &["--upload-limit", "1M"])?;
-        wait_for_scrape(&tracker, &payload.hash(), ANNOUNCE_TIMEOUT, |s| {
-            s.complete == 1
-        })?;
+        tracker.wait_for_scrape(&payload.hash(), ANNOUNCE_TIMEOUT, |s| s.complete == 1)?;
 
         let stay = LtOptions {
             stay: true,
@@ -412,9 +381,8 @@ fn mixed_swarm_through_our_tracker() -> Result<()> {
         let moved = lt.stop()?;
         assert!(moved.downloaded >= payload.total(), "{shape:?}: {moved:?}");
         // Everyone announced to our tracker: the seeder, and four leechers that completed.
-        let stats = wait_for_scrape(&tracker, &payload.hash(), ANNOUNCE_TIMEOUT, |s| {
-            s.downloaded >= 3
-        })?;
+        let stats =
+            tracker.wait_for_scrape(&payload.hash(), ANNOUNCE_TIMEOUT, |s| s.downloaded >= 3)?;
         assert!(stats.complete >= 1, "{shape:?}: {stats:?}");
     }
     Ok(())

@@ -2,42 +2,18 @@
 //! know nothing but the torrent's announce URL find each other through it, and the download
 //! completes byte for byte; the tracker's scrape and `/stats` show the swarm.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
-use metainfo::{InfoHash, TorrentBuilder};
+use anyhow::{Context, Result};
+use metainfo::TorrentBuilder;
 use tests::files::{assert_same_bytes, write_tree};
 use tests::peers::{Aria2, LibtorrentPeer};
 use tests::ports::free_port;
 use tests::tracker::LocalTracker;
 use tests::{Program, require};
-use tracker_proto::ScrapeStats;
 
 const TRANSFER_TIMEOUT: Duration = Duration::from_secs(120);
 const ANNOUNCE_TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Polls the tracker's scrape until `ok` holds, at most `timeout`; returns the last counts.
-fn wait_for_scrape(
-    tracker: &LocalTracker,
-    hash: &InfoHash,
-    timeout: Duration,
-    ok: impl Fn(&ScrapeStats) -> bool,
-) -> Result<ScrapeStats> {
-    let poll = Duration::from_millis(100);
-    let deadline = Instant::now() + timeout;
-    let mut last = ScrapeStats::default();
-    for _ in 0..=timeout.as_millis() / poll.as_millis() {
-        last = tracker.scrape(hash)?;
-        if ok(&last) {
-            return Ok(last);
-        }
-        if Instant::now() >= deadline {
-            break;
-        }
-        std::thread::sleep(poll);
-    }
-    bail!("scrape still {last:?} after {timeout:?}")
-}
 
 #[test]
 fn libtorrent_seeds_to_aria2_through_our_tracker() -> Result<()> {
@@ -58,7 +34,8 @@ fn libtorrent_seeds_to_aria2_through_our_tracker() -> Result<()> {
 
     let seeder = LibtorrentPeer::seed(&torrent, &seed_dir, free_port()?)?;
     // The leecher gets peers only at its first announce: start it once the seeder is known.
-    wait_for_scrape(&tracker, &hash, ANNOUNCE_TIMEOUT, |s| s.complete == 1)
+    tracker
+        .wait_for_scrape(&hash, ANNOUNCE_TIMEOUT, |s| s.complete == 1)
         .context("the seeder's announce never reached the tracker")?;
 
     let mut leecher = Aria2::leech(&torrent, &leech_dir, free_port()?)?;
@@ -67,10 +44,11 @@ fn libtorrent_seeds_to_aria2_through_our_tracker() -> Result<()> {
 
     // aria2 leaves with `event=stopped` (it sends no `completed` when it stops right at the
     // end); the seeder stays.
-    wait_for_scrape(&tracker, &hash, ANNOUNCE_TIMEOUT, |s| {
-        s.complete == 1 && s.incomplete == 0
-    })
-    .context("the swarm is not back to the one seeder")?;
+    tracker
+        .wait_for_scrape(&hash, ANNOUNCE_TIMEOUT, |s| {
+            s.complete == 1 && s.incomplete == 0
+        })
+        .context("the swarm is not back to the one seeder")?;
     let stats = tracker.stats()?;
     assert_eq!(tracker.stat("swarms")?, 1, "{stats}");
     // The seeder's `started`, the leecher's `started` and `stopped`.
@@ -101,18 +79,16 @@ fn aria2_seeds_to_libtorrent_through_our_tracker() -> Result<()> {
     std::fs::write(&torrent, meta.as_bytes())?;
 
     let _seeder = Aria2::seed(&torrent, &seed_dir, free_port()?)?;
-    wait_for_scrape(&tracker, &meta.info_hash, ANNOUNCE_TIMEOUT, |s| {
-        s.complete == 1
-    })
-    .context("aria2's announce never reached the tracker")?;
+    tracker
+        .wait_for_scrape(&meta.info_hash, ANNOUNCE_TIMEOUT, |s| s.complete == 1)
+        .context("aria2's announce never reached the tracker")?;
     // No --connect: libtorrent learns the seeder from our tracker's compact peer list.
     let mut leecher = LibtorrentPeer::leech(&torrent, &leech_dir, free_port()?)?;
     leecher.wait_done(TRANSFER_TIMEOUT)?;
     assert_same_bytes(&seed_dir.join("single.bin"), &leech_dir.join("single.bin"));
     // libtorrent announces `completed` when it finishes (then `stopped` as it exits).
-    let after = wait_for_scrape(&tracker, &meta.info_hash, ANNOUNCE_TIMEOUT, |s| {
-        s.downloaded == 1
-    })?;
+    let after =
+        tracker.wait_for_scrape(&meta.info_hash, ANNOUNCE_TIMEOUT, |s| s.downloaded == 1)?;
     assert!(after.complete >= 1, "the seeder left the swarm: {after:?}");
     Ok(())
 }
