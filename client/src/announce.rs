@@ -63,12 +63,12 @@ pub async fn announce_once(
         .get(&full)
         .send()
         .await
-        .map_err(|e| AnnounceError::Http(e.without_url().to_string()))?;
+        .map_err(|e| AnnounceError::Http(error_chain(&e.without_url())))?;
     let mut body = Vec::new();
     while let Some(chunk) = resp
         .chunk()
         .await
-        .map_err(|e| AnnounceError::Http(e.without_url().to_string()))?
+        .map_err(|e| AnnounceError::Http(error_chain(&e.without_url())))?
     {
         if body.len() + chunk.len() > MAX_RESPONSE {
             return Err(AnnounceError::Http("response too large".into()));
@@ -79,6 +79,21 @@ pub async fn announce_once(
         Err(tracker_proto::ResponseError::Failure(reason)) => Err(AnnounceError::Failure(reason)),
         r => Ok(r?),
     }
+}
+
+/// An error and its sources on one line (reqwest's own message names only the outer layer).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut src = e.source();
+    while let Some(inner) = src {
+        let msg = inner.to_string();
+        if !s.contains(&msg) {
+            s.push_str(": ");
+            s.push_str(&msg);
+        }
+        src = inner.source();
+    }
+    s
 }
 
 /// The announce loop of one torrent; ends with a `stopped` announce when the torrent stops.
@@ -108,7 +123,10 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
             _ = t.cancel.cancelled() => break,
             _ = sleep => {}
             _ = t.announce_now.notified() => {
-                // Early announce: only past the minimum interval.
+                // Early announce: only past the minimum interval, and never inside a backoff.
+                if failures > 0 {
+                    continue;
+                }
                 if let Some(l) = last {
                     if l.elapsed() < min_interval {
                         next = next.min(l + min_interval);
@@ -233,4 +251,44 @@ async fn announce_tiers(
         }
     }
     Err(last_err.unwrap_or_else(|| AnnounceError::Http("no trackers".into())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Layer(&'static str, Option<Box<Layer>>);
+
+    impl std::fmt::Display for Layer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Layer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|l| l as _)
+        }
+    }
+
+    #[test]
+    fn error_chain_names_every_layer_once() {
+        let e = Layer(
+            "error sending request",
+            Some(Box::new(Layer(
+                "tcp connect error",
+                Some(Box::new(Layer("Connection refused (os error 111)", None))),
+            ))),
+        );
+        assert_eq!(
+            error_chain(&e),
+            "error sending request: tcp connect error: Connection refused (os error 111)"
+        );
+        let dup = Layer(
+            "tcp connect error: refused",
+            Some(Box::new(Layer("refused", None))),
+        );
+        assert_eq!(error_chain(&dup), "tcp connect error: refused");
+    }
 }
