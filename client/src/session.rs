@@ -2,12 +2,12 @@
 //! torrents, incoming and outgoing handshakes.
 
 use std::collections::HashMap;
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use metainfo::{InfoHash, PeerId};
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use rand::Rng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,6 +22,8 @@ use crate::torrent::TorrentShared;
 pub const PEER_ID_PREFIX: &[u8; 8] = b"-SW0100-";
 /// Handshakes allowed in progress at once; more connections are closed at once.
 const MAX_HANDSHAKES: usize = 128;
+/// Handshakes in progress from one address, so one host cannot take every slot.
+const MAX_HANDSHAKES_PER_IP: u32 = 8;
 /// File handles kept open across all torrents.
 const MAX_OPEN_FILES: usize = 512;
 /// Time allowed for a handshake.
@@ -78,6 +80,9 @@ pub struct Session {
     /// Torrents by info-hash.
     torrents: RwLock<HashMap<InfoHash, Arc<TorrentShared>>>,
     handshakes: Arc<Semaphore>,
+    /// Handshakes in progress per address (entries only while a slot is held: at most
+    /// `MAX_HANDSHAKES` of them).
+    handshakes_per_ip: Arc<Mutex<HashMap<IpAddr, u32>>>,
     /// Cancelled to stop everything.
     pub shutdown: CancellationToken,
 }
@@ -164,6 +169,7 @@ impl Session {
             files: storage::HandlePool::new(MAX_OPEN_FILES),
             torrents: RwLock::new(HashMap::new()),
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
+            handshakes_per_ip: Arc::new(Mutex::new(HashMap::new())),
             shutdown,
         });
         for l in listeners {
@@ -198,6 +204,24 @@ impl Session {
         r
     }
 
+    /// A slot for one incoming handshake, if the global and per-address caps allow it.
+    fn handshake_slot(&self, ip: IpAddr) -> Option<HandshakeSlot> {
+        let permit = self.handshakes.clone().try_acquire_owned().ok()?;
+        {
+            let mut per_ip = self.handshakes_per_ip.lock();
+            let n = per_ip.entry(ip).or_insert(0);
+            if *n >= MAX_HANDSHAKES_PER_IP {
+                return None;
+            }
+            *n += 1;
+        }
+        Some(HandshakeSlot {
+            _permit: permit,
+            per_ip: self.handshakes_per_ip.clone(),
+            ip,
+        })
+    }
+
     async fn accept_loop(self: Arc<Self>, listener: TcpListener) {
         loop {
             let accepted = tokio::select! {
@@ -206,7 +230,7 @@ impl Session {
             };
             match accepted {
                 Ok((stream, addr)) => {
-                    let Ok(permit) = self.handshakes.clone().try_acquire_owned() else {
+                    let Some(permit) = self.handshake_slot(addr.ip().to_canonical()) else {
                         tracing::debug!(peer = %addr, "too many handshakes in progress; closing");
                         continue;
                     };
@@ -231,7 +255,7 @@ impl Session {
         self: Arc<Self>,
         mut stream: TcpStream,
         addr: SocketAddr,
-        permit: tokio::sync::OwnedSemaphorePermit,
+        permit: HandshakeSlot,
     ) -> Result<(), crate::connection::ConnError> {
         stream.set_nodelay(true)?;
         let mut buf = [0u8; wire::HANDSHAKE_LEN];
@@ -306,6 +330,26 @@ impl Session {
             Err(_) => {
                 tracing::debug!(peer = %addr, "dial timed out");
                 false
+            }
+        }
+    }
+}
+
+/// One incoming handshake in progress; dropping it frees the slot.
+#[derive(Debug)]
+struct HandshakeSlot {
+    _permit: tokio::sync::OwnedSemaphorePermit,
+    per_ip: Arc<Mutex<HashMap<IpAddr, u32>>>,
+    ip: IpAddr,
+}
+
+impl Drop for HandshakeSlot {
+    fn drop(&mut self) {
+        let mut per_ip = self.per_ip.lock();
+        if let Some(n) = per_ip.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                per_ip.remove(&self.ip);
             }
         }
     }
