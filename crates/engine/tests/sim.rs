@@ -261,25 +261,9 @@ fn corrupt_uploader_is_banned_and_download_still_completes() {
     assert!(sim.nodes[2].t.stats().wasted > 0);
 }
 
-fn leecher_with_one_peer(fast: bool) -> (Torrent, PeerKey, Instant) {
-    let g = geometry();
-    let now = Instant::now();
-    let mut t = Torrent::new(
-        g,
-        Bitfield::full(g.piece_count()),
-        Config::default(),
-        1,
-        now,
-    );
-    let k = t
-        .add_peer(
-            SocketAddr::from(([127, 0, 0, 9], 1)),
-            reserved(fast),
-            PeerId([9; 20]),
-            now,
-        )
-        .unwrap();
-    (t, k, now)
+/// A torrent holding every piece, with one connected peer (which may request from it).
+fn seeder_with_one_peer(fast: bool) -> (Torrent, PeerKey, Instant) {
+    torrent_with_one_peer(true, fast, Config::default())
 }
 
 /// A torrent with no pieces yet and one connected peer.
@@ -289,9 +273,19 @@ fn empty_torrent_with_one_peer(fast: bool) -> (Torrent, PeerKey, Instant) {
 
 /// [`empty_torrent_with_one_peer`] with `config`.
 fn empty_torrent_with(fast: bool, config: Config) -> (Torrent, PeerKey, Instant) {
+    torrent_with_one_peer(false, fast, config)
+}
+
+/// A torrent with all pieces (`full`) or none, and one connected peer on 127.0.0.9.
+fn torrent_with_one_peer(full: bool, fast: bool, config: Config) -> (Torrent, PeerKey, Instant) {
     let g = geometry();
     let now = Instant::now();
-    let mut t = Torrent::new(g, Bitfield::new(g.piece_count()), config, 1, now);
+    let have = if full {
+        Bitfield::full(g.piece_count())
+    } else {
+        Bitfield::new(g.piece_count())
+    };
+    let mut t = Torrent::new(g, have, config, 1, now);
     let k = t
         .add_peer(
             SocketAddr::from(([127, 0, 0, 9], 1)),
@@ -363,24 +357,24 @@ fn a_late_have_all_makes_a_fast_peer_a_seed() {
 
 #[test]
 fn wrong_size_bitfield_and_have_out_of_range_disconnect() {
-    let (mut t, k, now) = leecher_with_one_peer(false);
+    let (mut t, k, now) = seeder_with_one_peer(false);
     assert!(
         t.handle_message(k, Message::Bitfield(vec![0u8; 3].into()), now)
             .is_err()
     );
-    let (mut t, k, now) = leecher_with_one_peer(false);
+    let (mut t, k, now) = seeder_with_one_peer(false);
     assert!(
         t.handle_message(k, Message::Bitfield(vec![0, 0x01].into()), now)
             .is_err(),
         "spare bit"
     );
-    let (mut t, k, now) = leecher_with_one_peer(false);
+    let (mut t, k, now) = seeder_with_one_peer(false);
     assert!(t.handle_message(k, Message::Have(10), now).is_err());
 }
 
 #[test]
 fn oversized_request_is_rejected_not_fatal_and_out_of_range_is_fatal() {
-    let (mut t, k, now) = leecher_with_one_peer(true);
+    let (mut t, k, now) = seeder_with_one_peer(true);
     t.handle_message(k, Message::Interested, now).unwrap();
     let big = BlockSpec {
         piece: 0,
@@ -407,7 +401,7 @@ fn oversized_request_is_rejected_not_fatal_and_out_of_range_is_fatal() {
 
 #[test]
 fn request_flood_is_capped_at_reqq() {
-    let (mut t, k, now) = leecher_with_one_peer(false);
+    let (mut t, k, now) = seeder_with_one_peer(false);
     t.handle_message(k, Message::Interested, now).unwrap();
     // The single interested peer is unchoked at once (a free slot).
     let spec = BlockSpec {
@@ -433,7 +427,7 @@ fn request_flood_is_capped_at_reqq() {
 
 #[test]
 fn silent_peer_is_dropped_after_idle_timeout() {
-    let (mut t, k, now) = leecher_with_one_peer(false);
+    let (mut t, k, now) = seeder_with_one_peer(false);
     t.handle_timeout(now + Duration::from_secs(60));
     let mut dropped = false;
     while let Some(ev) = t.poll_event() {
