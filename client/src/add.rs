@@ -159,7 +159,7 @@ pub async fn add(
         shared.resume_dirty.store(true, Ordering::Relaxed);
     }
     session.insert(shared.clone());
-    let tasks = vec![
+    let mut tasks = vec![
         tokio::spawn(shared.clone().run_timers(session.clone())),
         tokio::spawn(crate::announce::run(
             shared.clone(),
@@ -167,6 +167,14 @@ pub async fn add(
             meta.trackers(),
         )),
     ];
+    // BEP 27: a private torrent's peers come from its trackers only.
+    if let (Some(dht), false) = (&session.dht, info.is_private()) {
+        tasks.push(tokio::spawn(crate::dht::run_torrent(
+            shared.clone(),
+            session.clone(),
+            dht.clone(),
+        )));
+    }
     Ok(Added { shared, tasks })
 }
 

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Args;
-use metainfo::Metainfo;
+use metainfo::{Magnet, Metainfo};
 use storage::Mode;
 use tokio_util::sync::CancellationToken;
 
@@ -26,9 +26,9 @@ const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
 /// `swarm fetch TORRENT... [--output DIR] [--seed]`
 #[derive(Debug, Args)]
 pub struct FetchArgs {
-    /// .torrent files to download.
-    #[arg(required = true, value_name = "TORRENT")]
-    pub torrents: Vec<PathBuf>,
+    /// .torrent files or magnet links to download.
+    #[arg(required = true, value_name = "TORRENT|MAGNET")]
+    pub torrents: Vec<String>,
     /// Directory to download into.
     #[arg(short, long, value_name = "DIR", default_value = ".")]
     pub output: PathBuf,
@@ -62,16 +62,38 @@ pub fn load_torrent(path: &Path) -> Result<Metainfo> {
 /// Runs `swarm fetch` until every torrent is complete (or `shutdown`).
 pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCode> {
     let ui = Ui::new(args.net.quiet);
-    let metas = args
-        .torrents
-        .iter()
-        .map(|p| load_torrent(p))
-        .collect::<Result<Vec<_>>>()?;
+    // Check every argument before joining any swarm.
+    let mut sources = Vec::new();
+    for arg in &args.torrents {
+        sources.push(if arg.starts_with("magnet:") {
+            Source::Magnet(Magnet::parse(arg).with_context(|| format!("bad magnet link {arg:?}"))?)
+        } else {
+            Source::Torrent(Box::new(load_torrent(Path::new(arg))?))
+        });
+    }
     let session = Session::start(args.net.session_config(), shutdown.clone()).await?;
     let out_dir =
         std::path::absolute(&args.output).with_context(|| format!("{}", args.output.display()))?;
     let mut added = Vec::new();
-    for meta in metas {
+    for source in sources {
+        let meta = match source {
+            Source::Torrent(m) => *m,
+            Source::Magnet(m) => {
+                match crate::magnet::resolve(&session, &m, &out_dir, &ui, &shutdown).await {
+                    Ok(meta) => meta,
+                    Err(_) if shutdown.is_cancelled() => {
+                        finish(&added).await;
+                        ui.println("interrupted before the metadata arrived");
+                        return Ok(ExitCode::from(130));
+                    }
+                    Err(e) => {
+                        shutdown.cancel();
+                        finish(&added).await;
+                        return Err(e);
+                    }
+                }
+            }
+        };
         let opts = AddOptions {
             out_dir: out_dir.clone(),
             rename_root: None,
@@ -156,6 +178,12 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
         }
         Outcome::Failed(e) => bail!(e),
     }
+}
+
+/// One thing to download, as given on the command line.
+enum Source {
+    Torrent(Box<Metainfo>),
+    Magnet(Magnet),
 }
 
 enum Outcome {

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 
 use clap::Args;
 
-use crate::session::SessionConfig;
+use crate::session::{DhtSettings, SessionConfig};
 use crate::size::parse_size as parse_rate;
 
 /// Network flags.
@@ -26,6 +26,16 @@ pub struct NetArgs {
     /// No progress bars or status lines; errors only.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Do not join the Mainline DHT (it is never used for private torrents).
+    #[arg(long, env = "SWARM_NO_DHT")]
+    pub no_dht: bool,
+    /// UDP port of the DHT node (default: the same port as --listen's).
+    #[arg(long, value_name = "PORT")]
+    pub dht_port: Option<u16>,
+    /// DHT node to bootstrap from, HOST:PORT (repeatable; default: dht.libtorrent.org:25401,
+    /// dht.transmissionbt.com:6881, router.bittorrent.com:6881).
+    #[arg(long = "bootstrap", value_name = "HOST:PORT")]
+    pub bootstrap: Vec<String>,
 }
 
 impl NetArgs {
@@ -38,6 +48,17 @@ impl NetArgs {
             ..SessionConfig::default()
         };
         c.engine.max_peers = self.max_peers.max(1);
+        if !self.no_dht {
+            c.dht = Some(DhtSettings {
+                port: self.dht_port,
+                bootstrap: if self.bootstrap.is_empty() {
+                    crate::dht::DEFAULT_BOOTSTRAP.map(String::from).to_vec()
+                } else {
+                    self.bootstrap.clone()
+                },
+                state_file: crate::dht::default_state_file(),
+            });
+        }
         c.max_outgoing = c.max_outgoing.min(c.engine.max_peers);
         c
     }

@@ -74,6 +74,17 @@ impl Ui {
         pb
     }
 
+    /// A spinner with a message (metadata fetches); hidden without bars.
+    pub fn spinner(&self, msg: &str) -> ProgressBar {
+        if !self.bars() {
+            return ProgressBar::hidden();
+        }
+        let pb = self.multi.add(ProgressBar::new_spinner());
+        pb.enable_steady_tick(Duration::from_millis(200));
+        pb.set_message(msg.to_owned());
+        pb
+    }
+
     /// Keeps a torrent's bar (or status line) current until it stops.
     pub fn track(&self, t: Arc<TorrentShared>) -> tokio::task::JoinHandle<()> {
         let ui = self.clone();

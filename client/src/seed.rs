@@ -40,6 +40,9 @@ pub struct SeedArgs {
     /// top directory (multi-file). It is verified before seeding.
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
+    /// No tracker at all: peers find this torrent through the DHT (and its magnet link).
+    #[arg(long, conflicts_with = "trackers")]
+    pub no_tracker: bool,
     /// Port of the embedded tracker.
     #[arg(long, value_name = "PORT", default_value_t = DEFAULT_TRACKER_PORT)]
     pub tracker_port: u16,
@@ -63,7 +66,10 @@ pub async fn run(args: SeedArgs, shutdown: CancellationToken) -> Result<ExitCode
     let session = Session::start(args.net.session_config(), shutdown.clone()).await?;
 
     let mut trackers = args.trackers.clone();
-    let needs_tracker = trackers.is_empty() && args.data.is_none();
+    let needs_tracker = trackers.is_empty() && args.data.is_none() && !args.no_tracker;
+    if args.no_tracker && session.dht.is_none() {
+        ui.println("warning: no tracker and no DHT; peers can only reach this seed directly");
+    }
     if needs_tracker {
         let url = start_embedded_tracker(&args, &shutdown).await?;
         ui.println(format!("tracker: {url} (embedded)"));
@@ -90,6 +96,9 @@ pub async fn run(args: SeedArgs, shutdown: CancellationToken) -> Result<ExitCode
         "listening on port {}; Ctrl-C to stop",
         session.port
     ));
+    if let Some(d) = &session.dht {
+        ui.println(format!("dht: node on udp {}", d.local));
+    }
     let mut displays = Vec::new();
     for a in &added {
         displays.push(ui.track(a.shared.clone()));

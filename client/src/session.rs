@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use wire::{Handshake, Reserved};
 
+use crate::dht::{DhtConfig, DhtHandle};
 use crate::limit::Limiter;
 use crate::torrent::TorrentShared;
 
@@ -42,6 +43,19 @@ pub struct SessionConfig {
     pub max_outgoing: usize,
     /// Engine settings used for every torrent.
     pub engine: engine::Config,
+    /// The DHT node to run (`None`: no DHT).
+    pub dht: Option<DhtSettings>,
+}
+
+/// What the DHT node of a session should do.
+#[derive(Debug, Clone)]
+pub struct DhtSettings {
+    /// UDP port (`None`: the same port as the TCP listener).
+    pub port: Option<u16>,
+    /// `host:port` names to bootstrap from.
+    pub bootstrap: Vec<String>,
+    /// Where the routing table is saved between runs.
+    pub state_file: Option<std::path::PathBuf>,
 }
 
 impl Default for SessionConfig {
@@ -52,6 +66,7 @@ impl Default for SessionConfig {
             download_limit: None,
             max_outgoing: 50,
             engine: engine::Config::default(),
+            dht: None,
         }
     }
 }
@@ -85,6 +100,8 @@ pub struct Session {
     handshakes_per_ip: Arc<Mutex<HashMap<IpAddr, u32>>>,
     /// Cancelled to stop everything.
     pub shutdown: CancellationToken,
+    /// The DHT node, if running.
+    pub dht: Option<DhtHandle>,
 }
 
 /// A listening address that could not be bound.
@@ -159,6 +176,29 @@ impl Session {
         }
         let mut config = config;
         config.engine.listen_port = Some(port);
+        let dht = match &config.dht {
+            Some(d) => {
+                // Bind where we accept peers: tests give each node its own 127.x address.
+                let ip = local
+                    .iter()
+                    .map(|a| a.ip())
+                    .find(|ip| ip.is_ipv4() && !ip.is_unspecified())
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                let dc = DhtConfig {
+                    bind: SocketAddr::new(ip, d.port.unwrap_or(port)),
+                    bootstrap: d.bootstrap.clone(),
+                    state_file: d.state_file.clone(),
+                };
+                match DhtHandle::start(dc, shutdown.clone()).await {
+                    Ok(h) => Some(h),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot start the DHT; going on without it");
+                        None
+                    }
+                }
+            }
+            None => None,
+        };
         let session = Arc::new(Session {
             peer_id: PeerId(id),
             upload_limit: Limiter::new(config.upload_limit),
@@ -171,6 +211,7 @@ impl Session {
             handshakes: Arc::new(Semaphore::new(MAX_HANDSHAKES)),
             handshakes_per_ip: Arc::new(Mutex::new(HashMap::new())),
             shutdown,
+            dht,
         });
         for l in listeners {
             tokio::spawn(session.clone().accept_loop(l));
@@ -197,10 +238,12 @@ impl Session {
                 || self.local.iter().any(|l| l.ip() == a.ip()))
     }
 
-    fn reserved() -> Reserved {
+    /// The reserved bytes we send: extension protocol, Fast, and DHT when it runs.
+    pub fn reserved(&self) -> Reserved {
         let mut r = Reserved::default();
         r.set_extension_protocol(true);
         r.set_fast(true);
+        r.set_dht(self.dht.is_some());
         r
     }
 
@@ -276,7 +319,7 @@ impl Session {
             }
         }
         let ours = Handshake {
-            reserved: Self::reserved(),
+            reserved: self.reserved(),
             info_hash: ih,
             peer_id: self.peer_id,
         };
@@ -300,7 +343,7 @@ impl Session {
             let mut s = TcpStream::connect(addr).await?;
             s.set_nodelay(true)?;
             let ours = Handshake {
-                reserved: Self::reserved(),
+                reserved: self.reserved(),
                 info_hash: t.info_hash,
                 peer_id: self.peer_id,
             };

@@ -57,6 +57,11 @@ impl Proc {
         let (out_path, err_path) = log_paths(log_dir, name)?;
         let stdout = File::create(&out_path)?;
         let stderr = File::create(&err_path)?;
+        // Test traffic stays on loopback: our client joins the DHT (whose default bootstrap
+        // nodes are on the internet) only when a test asks for it with SWARM_NO_DHT=0.
+        if !cmd.get_envs().any(|(k, _)| k == "SWARM_NO_DHT") {
+            cmd.env("SWARM_NO_DHT", "1");
+        }
         cmd.process_group(0)
             .stdin(Stdio::null())
             .stdout(stdout)

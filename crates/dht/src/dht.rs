@@ -175,6 +175,26 @@ impl Dht {
         self.lookups.len()
     }
 
+    /// Every good or questionable node in the routing table, closest to our id first (what a
+    /// shell saves to bootstrap from next time).
+    pub fn nodes(&self, now: Instant) -> Vec<NodeInfo> {
+        self.table.closest(&self.id, usize::MAX, now)
+    }
+
+    /// Pings `addr`, a node whose id we do not know (from a peer's PORT message or a saved
+    /// table); it joins the routing table if it answers. IPv6 addresses are ignored, and so is
+    /// the ping when the transaction table is full.
+    pub fn ping_addr(&mut self, addr: SocketAddr, now: Instant) {
+        let SocketAddr::V4(addr) = addr else {
+            return;
+        };
+        if !crate::compact::is_routable(&addr) {
+            return;
+        }
+        let q = Query::Ping { id: self.id };
+        self.send_query(addr, None, q, TxKind::Ping, now);
+    }
+
     /// Remembers `addrs` (IPv4 only, up to [`Config::max_bootstrap_nodes`]) and looks up our
     /// own id through them; [`DhtEvent::Bootstrapped`] follows. Retried while the table is empty.
     pub fn bootstrap(&mut self, addrs: &[SocketAddr], now: Instant) {

@@ -302,3 +302,19 @@ fn lookups_are_capped() {
         Err(DhtError::TooManyLookups(cap))
     );
 }
+
+#[test]
+fn a_pinged_address_joins_the_table_and_is_listed() {
+    let mut net = Mini::new(2, 9);
+    let now = net.now;
+    assert!(net.nodes[0].nodes(now).is_empty());
+    net.nodes[0].ping_addr(SocketAddr::V4(net.addrs[1]), now);
+    // Unroutable and IPv6 addresses are not pinged.
+    net.nodes[0].ping_addr("0.0.0.0:1".parse().unwrap(), now);
+    net.nodes[0].ping_addr("[::1]:6881".parse().unwrap(), now);
+    net.settle();
+    let listed = net.nodes[0].nodes(now);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].addr, net.addrs[1]);
+    assert_eq!(listed[0].id, net.nodes[1].id());
+}
