@@ -10,16 +10,25 @@ Run it with Debian's interpreter (/usr/bin/python3), the one that has the `libto
         Check DIR against the torrent, then seed it until SIGTERM or --timeout.
     lt_peer.py leech TORRENT DIR --port P [options]
         Download into DIR; print `done <seconds>` when complete and exit 0 (unless --stay).
+        TORRENT may also be a magnet link: the info dictionary then comes from peers
+        (ut_metadata) and `metadata` is printed when it is in.
 
 Options for seed and leech:
     --connect IP:PORT   dial this peer directly (repeatable, re-dialled every second),
                         besides the torrent's trackers
     --timeout S         give up after S seconds (exit 1 for a leecher that did not finish)
     --stay              a leecher keeps seeding after it completes, until SIGTERM or --timeout
+    --listen-ip IP      listen and dial from IP (a 127.x address) instead of 127.0.0.1; the
+                        DHT uses it too
+    --dht-bootstrap IP:PORT
+                        join the DHT through this node (repeatable; without one the DHT stays
+                        off), with libtorrent's internet-only node filters relaxed, and
+                        announce the torrent every 2 seconds
     --verbose           progress lines on stderr once a second
 
 Lines on stdout, one event each: `listening <port>`, `seeding` (all pieces verified on disk),
-`done <seconds>`, `error <text>`, and last `stats uploaded=<bytes> downloaded=<bytes>` (payload).
+`metadata` (a magnet's info dictionary arrived), `done <seconds>`, `error <text>`, and last
+`stats uploaded=<bytes> downloaded=<bytes>` (payload).
 SIGTERM or SIGINT ends the session cleanly (exit 0); SIGUSR1 re-announces to every tracker now.
 The peer also ends when the process that started it goes away, so a killed test leaves no peer.
 Exit codes: 0 success, 1 timeout, 2 a fatal error (bad arguments, port in use, torrent error).
@@ -36,6 +45,7 @@ import libtorrent as lt
 LOOPBACK = "127.0.0.1"
 POLL_SECONDS = 0.05
 REDIAL_SECONDS = 1.0
+DHT_ANNOUNCE_SECONDS = 2.0
 
 
 def emit(line):
@@ -56,6 +66,8 @@ def parse_args(argv):
         peer.add_argument("--connect", action="append", default=[], metavar="IP:PORT")
         peer.add_argument("--timeout", type=float, default=120.0)
         peer.add_argument("--stay", action="store_true")
+        peer.add_argument("--listen-ip", default=LOOPBACK, metavar="IP")
+        peer.add_argument("--dht-bootstrap", action="append", default=[], metavar="IP:PORT")
         peer.add_argument("--verbose", action="store_true")
     return parser.parse_args(argv)
 
@@ -77,13 +89,13 @@ def parse_endpoint(text):
     return (ip, int(port))
 
 
-def loopback_session(port):
-    """A session that listens on 127.0.0.1 only, with every discovery but trackers turned off."""
+def loopback_session(port, ip=LOOPBACK):
+    """A session that listens on `ip` only, with every discovery but trackers turned off."""
     mask = lt.alert.category_t.error_notification | lt.alert.category_t.status_notification
     return lt.session(
         {
-            "listen_interfaces": f"{LOOPBACK}:{port}",
-            "outgoing_interfaces": LOOPBACK,
+            "listen_interfaces": f"{ip}:{port}",
+            "outgoing_interfaces": ip,
             "enable_dht": False,
             "enable_lsd": False,
             "enable_upnp": False,
@@ -128,10 +140,45 @@ def fatal_alert(alert):
     return None
 
 
-def run_peer(args):
-    session = loopback_session(args.port)
+def join_dht(session, nodes):
+    """Turns the DHT on, bootstrapping from `nodes` (`IP:PORT` strings).
+
+    libtorrent's defaults are made for the internet: one routing entry and one search result
+    per IP range, nodes whose id matches their address (BEP 42) preferred, reserved address
+    ranges ignored. Test nodes all live in 127/8, so those filters are off here.
+    """
+    mask = (
+        lt.alert.category_t.error_notification
+        | lt.alert.category_t.status_notification
+        | lt.alert.category_t.dht_notification
+    )
+    session.apply_settings(
+        {
+            "enable_dht": True,
+            "dht_bootstrap_nodes": ",".join(nodes),
+            "dht_restrict_routing_ips": False,
+            "dht_restrict_search_ips": False,
+            "dht_prefer_verified_node_ids": False,
+            "dht_ignore_dark_internet": False,
+            "alert_mask": mask,
+        }
+    )
+
+
+def torrent_params(source):
+    """add_torrent_params for a .torrent file or a magnet link."""
+    if source.startswith("magnet:"):
+        return lt.parse_magnet_uri(source)
     params = lt.add_torrent_params()
-    params.ti = lt.torrent_info(args.torrent)
+    params.ti = lt.torrent_info(source)
+    return params
+
+
+def run_peer(args):
+    session = loopback_session(args.port, args.listen_ip)
+    if args.dht_bootstrap:
+        join_dht(session, args.dht_bootstrap)
+    params = torrent_params(args.torrent)
     params.save_path = args.dir
     handle = session.add_torrent(params)
     direct = [parse_endpoint(peer) for peer in args.connect]
@@ -143,6 +190,8 @@ def run_peer(args):
     finished = False
     last_progress = start
     last_dial = start - REDIAL_SECONDS
+    last_dht_announce = start - DHT_ANNOUNCE_SECONDS
+    have_metadata = not args.torrent.startswith("magnet:")
     parent = os.getppid()
     while time.monotonic() - start < args.timeout and not flags.stop and os.getppid() == parent:
         for alert in session.pop_alerts():
@@ -164,7 +213,14 @@ def run_peer(args):
             last_dial = time.monotonic()
             for endpoint in direct:
                 handle.connect_peer(endpoint)
+        if args.dht_bootstrap and time.monotonic() - last_dht_announce >= DHT_ANNOUNCE_SECONDS:
+            # libtorrent spreads its own DHT announces over 15 minutes; a test cannot wait.
+            last_dht_announce = time.monotonic()
+            handle.force_dht_announce()
         status = handle.status()
+        if status.has_metadata and not have_metadata:
+            have_metadata = True
+            emit("metadata")
         if status.is_seeding and not announced_seeding:
             announced_seeding = True
             if args.mode == "seed":
