@@ -1,4 +1,5 @@
-//! Per-torrent sans-IO state machine: piece picker, choker, request pipeline.
+//! Per-torrent sans-IO state machine: piece picker, choker, request pipeline, and the peer
+//! extensions a torrent speaks (serving metadata, peer exchange, PORT for the DHT).
 //!
 //! Everything here is pure: time arrives as `std::time::Instant` arguments and randomness as a
 //! `&mut impl rand::Rng`. The crate opens no sockets, reads no clock and touches no files; the

@@ -83,6 +83,29 @@ pub(crate) struct Peer {
     /// Our requests we dropped (at its choke) or cancelled that the peer may still answer with
     /// a PIECE or (Fast) a REJECT: such answers are expected, not violations. Capped.
     pub unanswered: u32,
+    /// We dialed this peer (its address is where it listens).
+    pub outgoing: bool,
+    /// The peer set the DHT bit (BEP 5) in its handshake.
+    pub dht: bool,
+    /// Its listening port from its extension handshake `p`.
+    pub listen_port: Option<u16>,
+    /// The extended message id the peer receives `ut_metadata` under (from its `m`).
+    pub ut_metadata: Option<u8>,
+    /// The extended message id the peer receives `ut_pex` under (from its `m`).
+    pub ut_pex: Option<u8>,
+    /// Metadata pieces the peer asked for and we have not answered yet (capped).
+    pub metadata_requests: VecDeque<u32>,
+    /// Addresses our PEX messages told the peer are connected (capped).
+    pub pex_told: HashSet<SocketAddr>,
+    /// When our next PEX message to the peer is due (set once it advertises `ut_pex`).
+    pub pex_due: Option<Instant>,
+    /// When we last accepted a PEX message from the peer.
+    pub pex_heard: Option<Instant>,
+    /// PEX messages from the peer that came too soon after the last one.
+    pub pex_early: u32,
+    /// DHT ports the peer announced with PORT messages (the last one, and how many changes).
+    pub dht_port: Option<u16>,
+    pub dht_ports_seen: u32,
 }
 
 impl Peer {
@@ -114,6 +137,18 @@ impl Peer {
             uploaded: 0,
             upload_only: false,
             unanswered: 0,
+            outgoing: false,
+            dht: false,
+            listen_port: None,
+            ut_metadata: None,
+            ut_pex: None,
+            metadata_requests: VecDeque::new(),
+            pex_told: HashSet::new(),
+            pex_due: None,
+            pex_heard: None,
+            pex_early: 0,
+            dht_port: None,
+            dht_ports_seen: 0,
         }
     }
 
@@ -134,6 +169,16 @@ impl Peer {
     /// Encodes `msg` into the outgoing buffer.
     pub fn send(&mut self, msg: &Message) {
         msg.encode(&mut self.out);
+    }
+
+    /// Where the peer accepts connections: the address we dialed, or its IP with the port from
+    /// its extension handshake; `None` for an incoming peer that gave no port.
+    pub fn listen_addr(&self) -> Option<SocketAddr> {
+        if self.outgoing {
+            return Some(self.addr);
+        }
+        let port = self.listen_port.filter(|&p| p != 0)?;
+        Some(SocketAddr::new(self.addr.ip(), port))
     }
 
     /// Is the peer a seed (has every piece)?

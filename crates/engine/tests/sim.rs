@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 use engine::{Config, Event, PeerError, PeerKey, PieceOutcome, Torrent};
 use metainfo::{Bitfield, Geometry, PeerId};
-use wire::{BlockSpec, Decoder, Message, Reserved};
+use wire::extension::UT_PEX_ID;
+use wire::{BlockSpec, Decoder, Message, PexMsg, Reserved};
 
 /// Deterministic content for byte `i` of the torrent.
 fn byte_at(i: u64) -> u8 {
@@ -33,13 +34,22 @@ struct Node {
     /// Blocks uploaded per link per step (models a slow uplink).
     upload_cap: usize,
     completed: bool,
+    /// Addresses heard by peer exchange (`Event::Peers`).
+    heard: Vec<SocketAddr>,
+    /// DHT nodes heard of (`Event::DhtNode`).
+    dht_nodes: Vec<SocketAddr>,
 }
+
+/// A PEX message seen on a link: from, to, when, what.
+type PexSeen = (usize, usize, Instant, PexMsg);
 
 struct Sim {
     g: Geometry,
     truth: Vec<u8>,
     nodes: Vec<Node>,
     now: Instant,
+    /// Every ut_pex message delivered.
+    pex_log: Vec<PexSeen>,
 }
 
 fn reserved(fast: bool) -> Reserved {
@@ -74,6 +84,8 @@ impl Sim {
                     evil: false,
                     upload_cap: usize::MAX,
                     completed: seed,
+                    heard: Vec::new(),
+                    dht_nodes: Vec::new(),
                 }
             })
             .collect();
@@ -82,6 +94,7 @@ impl Sim {
             truth,
             nodes,
             now,
+            pex_log: Vec::new(),
         }
     }
 
@@ -96,6 +109,23 @@ impl Sim {
         let kb = self.nodes[b]
             .t
             .add_peer(addr_a, reserved(fast), ida, self.now)
+            .unwrap();
+        self.nodes[a].keys.insert(b, ka);
+        self.nodes[b].keys.insert(a, kb);
+    }
+
+    /// `a` dials `b`: `a` knows `b`'s listen address, `b` sees `a` from an ephemeral port.
+    fn dial(&mut self, a: usize, b: usize, reserved: Reserved) {
+        let (ida, idb) = (PeerId([a as u8; 20]), PeerId([b as u8; 20]));
+        let addr_b = self.nodes[b].addr;
+        let addr_a = SocketAddr::new(self.nodes[a].addr.ip(), 50_000 + a as u16);
+        let ka = self.nodes[a]
+            .t
+            .add_peer_outgoing(addr_b, reserved, idb, self.now)
+            .unwrap();
+        let kb = self.nodes[b]
+            .t
+            .add_peer(addr_a, reserved, ida, self.now)
             .unwrap();
         self.nodes[a].keys.insert(b, ka);
         self.nodes[b].keys.insert(a, kb);
@@ -126,6 +156,8 @@ impl Sim {
                         self.drop_link(a, k);
                         moved = true;
                     }
+                    Event::Peers(addrs) => self.nodes[a].heard.extend(addrs),
+                    Event::DhtNode(node) => self.nodes[a].dht_nodes.push(node),
                     Event::Wake(_) | Event::PieceDone(_) => {}
                 }
             }
@@ -160,6 +192,14 @@ impl Sim {
                 };
                 let dec = Decoder::default();
                 while let Some(m) = dec.decode(&mut bytes).unwrap() {
+                    if let Message::Extended {
+                        id: UT_PEX_ID,
+                        payload,
+                    } = &m
+                    {
+                        let pex = PexMsg::decode(payload).unwrap();
+                        self.pex_log.push((a, b, self.now, pex));
+                    }
                     if self.nodes[b].t.handle_message(kb, m, self.now).is_err() {
                         self.drop_link(b, kb);
                         break;
@@ -183,6 +223,20 @@ impl Sim {
         self.nodes[a].t.remove_peer(k);
         if let Some(kb) = self.nodes[b].keys.remove(&a) {
             self.nodes[b].t.remove_peer(kb);
+        }
+    }
+
+    /// Runs for `ticks` seconds of virtual time, stepping until quiet after each tick.
+    fn run_for(&mut self, ticks: u32) {
+        for _ in 0..ticks {
+            let mut spins = 0;
+            while self.step() && spins < 100_000 {
+                spins += 1;
+            }
+            self.now += Duration::from_secs(1);
+            for n in &mut self.nodes {
+                n.t.handle_timeout(self.now);
+            }
         }
     }
 
@@ -584,4 +638,117 @@ fn answers_to_cancelled_requests_are_not_violations() {
         };
         t.handle_message(k, answer, now).unwrap();
     }
+}
+
+/// Reserved bits with the extension protocol, Fast, and the DHT bit if `dht`.
+fn reserved_dht(dht: bool) -> Reserved {
+    let mut r = reserved(true);
+    r.set_dht(dht);
+    r
+}
+
+/// Three empty torrents listening on port 6881: node 1 (B) dials node 0 (A), and A dials
+/// node 2 (C), so A knows C's listen address from dialing it and B's from its handshake.
+fn pex_triangle(config: Config) -> Sim {
+    let config = Config {
+        listen_port: Some(6881),
+        ..config
+    };
+    let mut sim = Sim::new(geometry(), &[false, false, false], config);
+    sim.dial(1, 0, reserved(true));
+    sim.dial(0, 2, reserved(true));
+    sim
+}
+
+/// The PEX messages `from` sent `to`, with their times.
+fn pex_between(sim: &Sim, from: usize, to: usize) -> Vec<(Instant, PexMsg)> {
+    sim.pex_log
+        .iter()
+        .filter(|(f, t, _, _)| (*f, *t) == (from, to))
+        .map(|(_, _, at, m)| (*at, m.clone()))
+        .collect()
+}
+
+#[test]
+fn pex_names_the_other_peers_and_then_who_left() {
+    let mut sim = pex_triangle(Config::default());
+    let (a, b, c) = (sim.nodes[0].addr, sim.nodes[1].addr, sim.nodes[2].addr);
+    sim.run_for(10);
+    let to_b = pex_between(&sim, 0, 1);
+    let [(_, first)] = &to_b[..] else {
+        panic!("{to_b:?}")
+    };
+    // C's listen address (A dialed it: reachable), never B itself.
+    let flags = wire::pex::flags::REACHABLE;
+    assert_eq!(first.added, vec![wire::PexPeer { addr: c, flags }]);
+    assert!(first.dropped.is_empty());
+    assert_eq!(sim.nodes[1].heard, vec![c]);
+    // C hears of B at B's listen port from its handshake (A did not dial B: not flagged).
+    let to_c = pex_between(&sim, 0, 2);
+    assert_eq!(to_c.len(), 1);
+    assert_eq!(to_c[0].1.added, vec![wire::PexPeer { addr: b, flags: 0 }]);
+    assert_eq!(sim.nodes[2].heard, vec![b]);
+    // B and C know only A: they tell A nothing.
+    assert!(sim.pex_log.iter().all(|(from, ..)| *from == 0));
+    assert!(!sim.nodes[0].heard.contains(&a));
+    // C leaves: B is told within a minute, and not before a minute has passed.
+    let kc = sim.nodes[0].keys[&2];
+    sim.drop_link(0, kc);
+    sim.run_for(200);
+    let to_b = pex_between(&sim, 0, 1);
+    assert_eq!(to_b.len(), 2, "{to_b:?}");
+    assert_eq!(to_b[1].1.dropped, vec![c]);
+    assert!(to_b[1].1.added.is_empty());
+    for (from, to) in [(0, 1), (0, 2)] {
+        let msgs = pex_between(&sim, from, to);
+        for w in msgs.windows(2) {
+            let gap = w[1].0 - w[0].0;
+            assert!(gap >= Duration::from_secs(60), "{from}->{to}: {gap:?}");
+        }
+    }
+    // Every link but the dropped one is still up.
+    assert_eq!(sim.nodes[0].t.stats().peers, 1);
+    assert_eq!(sim.nodes[1].t.stats().peers, 1);
+}
+
+#[test]
+fn private_torrent_sends_and_accepts_no_pex() {
+    let config = Config {
+        private: true,
+        ..Config::default()
+    };
+    let mut sim = pex_triangle(config);
+    sim.run_for(200);
+    assert!(sim.pex_log.is_empty(), "{:?}", sim.pex_log);
+    // A PEX message pushed at a private torrent is not used.
+    let kb = sim.nodes[0].keys[&1];
+    let msg = PexMsg {
+        added: vec![wire::PexPeer {
+            addr: SocketAddr::from(([10, 1, 2, 3], 6881)),
+            flags: 0,
+        }],
+        dropped: vec![],
+    };
+    sim.nodes[0]
+        .t
+        .handle_message(kb, msg.to_message(UT_PEX_ID), sim.now)
+        .unwrap();
+    sim.run_for(1);
+    assert!(sim.nodes.iter().all(|n| n.heard.is_empty()));
+}
+
+#[test]
+fn port_is_exchanged_only_when_both_sides_do_dht() {
+    let config = Config {
+        dht_port: Some(7000),
+        ..Config::default()
+    };
+    let mut sim = Sim::new(geometry(), &[false, false, false], config);
+    sim.dial(0, 1, reserved_dht(true));
+    sim.dial(0, 2, reserved_dht(false));
+    sim.run_for(2);
+    let at = |i: usize| SocketAddr::new(sim.nodes[i].addr.ip(), 7000);
+    assert_eq!(sim.nodes[0].dht_nodes, vec![at(1)]);
+    assert_eq!(sim.nodes[1].dht_nodes, vec![at(0)]);
+    assert!(sim.nodes[2].dht_nodes.is_empty());
 }

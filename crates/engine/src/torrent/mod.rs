@@ -3,20 +3,32 @@
 //! The shell feeds it what happened (`add_peer`, `handle_message`, `handle_timeout`,
 //! `piece_written`, `on_uploaded`) with the current time, and drains what it wants done:
 //! bytes to write to each peer (`take_outgoing`), blocks to upload (`next_upload`), and
-//! [`Event`]s (`poll_event`): wake a peer's writer, hash-and-write a piece, drop a peer.
+//! [`Event`]s (`poll_event`): wake a peer's writer, hash-and-write a piece, drop a peer, dial
+//! peers heard of by peer exchange, ping a peer's DHT node.
+//!
+//! Extensions: BEP 10 handshake and message routing (extension.rs), serving metadata (BEP 9,
+//! metadata.rs), peer exchange (BEP 11, pex.rs), PORT (BEP 5).
 
 mod download;
+mod extension;
+mod metadata;
+mod pex;
 mod timers;
 mod upload;
+
+pub use extension::MAX_DHT_PORTS;
+pub use metadata::MAX_METADATA_REQUESTS;
+pub use pex::{MAX_PEX_EARLY, MAX_PEX_TOLD, PEX_FIRST_DELAY, PEX_INTERVAL, PEX_MIN_GAP};
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use metainfo::{Bitfield, BlockRef, Geometry, PeerId, PieceIndex};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
-use wire::{ExtendedHandshake, Message, Reserved};
+use wire::{Message, Reserved};
 
 use crate::choker::{Choker, ChokerConfig};
 use crate::peer::{Peer, PeerKey};
@@ -53,6 +65,10 @@ pub struct Config {
     pub client_version: String,
     /// Our listening port, for the extension handshake `p`.
     pub listen_port: Option<u16>,
+    /// A private torrent (BEP 27): no peer exchange and no DHT (no PORT sent or heard).
+    pub private: bool,
+    /// Our DHT node's UDP port: sent in a PORT message to peers that set the DHT bit.
+    pub dht_port: Option<u16>,
 }
 
 impl Default for Config {
@@ -71,6 +87,8 @@ impl Default for Config {
             max_checking: 16,
             client_version: concat!("swarm ", env!("CARGO_PKG_VERSION")).to_owned(),
             listen_port: None,
+            private: false,
+            dht_port: None,
         }
     }
 }
@@ -130,6 +148,12 @@ pub enum Event {
     PieceDone(PieceIndex),
     /// Every piece is verified and written.
     Completed,
+    /// Peers learned by peer exchange (BEP 11), worth dialing: at most 50 IPv4 and 50 IPv6
+    /// addresses, none with port 0 or an unspecified IP.
+    Peers(Vec<SocketAddr>),
+    /// A peer runs a DHT node here (its IP, the port from its PORT message, BEP 5): worth
+    /// pinging and adding to the routing table.
+    DhtNode(SocketAddr),
 }
 
 /// Counters for progress displays.
@@ -182,6 +206,8 @@ pub struct Torrent {
     stats: Stats,
     scratch: Vec<BlockRef>,
     completed_sent: bool,
+    /// The raw bencoded info dictionary, served to peers over `ut_metadata` (BEP 9).
+    metadata: Option<Bytes>,
 }
 
 impl std::fmt::Debug for Torrent {
@@ -222,6 +248,7 @@ impl Torrent {
             stats: Stats::default(),
             scratch: Vec::new(),
             completed_sent: complete,
+            metadata: None,
             config,
         }
     }
@@ -275,11 +302,35 @@ impl Torrent {
     }
 
     /// A connection to `addr` finished its handshake: admit it, queue our opening messages.
+    /// The peer connected to us; for a peer we dialed use [`Torrent::add_peer_outgoing`].
     pub fn add_peer(
         &mut self,
         addr: SocketAddr,
         reserved: Reserved,
         id: PeerId,
+        now: Instant,
+    ) -> Result<PeerKey, PeerError> {
+        self.admit(addr, reserved, id, false, now)
+    }
+
+    /// [`Torrent::add_peer`] for a connection we dialed: `addr` is where the peer listens (told
+    /// to others by peer exchange, flagged reachable).
+    pub fn add_peer_outgoing(
+        &mut self,
+        addr: SocketAddr,
+        reserved: Reserved,
+        id: PeerId,
+        now: Instant,
+    ) -> Result<PeerKey, PeerError> {
+        self.admit(addr, reserved, id, true, now)
+    }
+
+    fn admit(
+        &mut self,
+        addr: SocketAddr,
+        reserved: Reserved,
+        id: PeerId,
+        outgoing: bool,
         now: Instant,
     ) -> Result<PeerKey, PeerError> {
         if self.banned.contains(&addr.ip()) {
@@ -297,6 +348,8 @@ impl Torrent {
         peer.id = Some(id);
         peer.fast = reserved.fast();
         peer.extended = reserved.extension_protocol();
+        peer.dht = reserved.dht();
+        peer.outgoing = outgoing;
         let have = self.picker.have();
         if peer.fast && have.is_full() {
             peer.send(&Message::HaveAll);
@@ -306,23 +359,20 @@ impl Torrent {
             peer.send(&Message::Bitfield(have.as_bytes().to_vec().into()));
         }
         if peer.extended {
-            let hs = ExtendedHandshake {
-                v: Some(self.config.client_version.clone()),
-                reqq: Some(self.config.reqq),
-                p: self.config.listen_port,
-                upload_only: self.is_complete().then_some(true),
-                ..ExtendedHandshake::default()
-            };
-            peer.send(&Message::Extended {
-                id: 0,
-                payload: hs.encode().into(),
-            });
+            peer.send(&self.our_handshake().to_message());
+        }
+        if let Some(port) = self
+            .config
+            .dht_port
+            .filter(|_| peer.dht && !self.config.private)
+        {
+            peer.send(&Message::Port(port));
         }
         self.peers.insert(key, peer);
         self.picker.set_max_partial((2 * self.peers.len()).max(16));
         self.choker.add_peer(key, now);
         self.wake(key);
-        tracing::debug!(peer = %addr, key = key.0, "peer added");
+        tracing::debug!(peer = %addr, key = key.0, outgoing, "peer added");
         Ok(key)
     }
 
@@ -394,10 +444,8 @@ impl Torrent {
         now: Instant,
     ) -> Result<(), PeerError> {
         match msg {
-            Message::KeepAlive
-            | Message::Port(_)
-            | Message::Suggest(_)
-            | Message::AllowedFast(_) => Ok(()),
+            Message::KeepAlive | Message::Suggest(_) | Message::AllowedFast(_) => Ok(()),
+            Message::Port(port) => self.on_port(key, port),
             Message::Unknown { .. } => self.violation(key, "unknown message id"),
             Message::Choke => {
                 let peer = self.peers.get_mut(&key).ok_or(PeerError::Unknown)?;
@@ -506,24 +554,7 @@ impl Torrent {
                 }
             }
             Message::Piece { piece, begin, data } => self.on_block(key, piece, begin, &data, now),
-            Message::Extended { id, payload } => {
-                if id != 0 {
-                    // No extension messages are registered yet; ignore what we did not ask for.
-                    return Ok(());
-                }
-                match ExtendedHandshake::decode(&payload) {
-                    Ok(hs) => {
-                        let peer = self.peers.get_mut(&key).ok_or(PeerError::Unknown)?;
-                        peer.reqq = hs.reqq;
-                        if hs.upload_only == Some(true) {
-                            peer.upload_only = true;
-                        }
-                        self.check_both_seeds(key);
-                        Ok(())
-                    }
-                    Err(_) => self.violation(key, "bad extension handshake"),
-                }
-            }
+            Message::Extended { id, payload } => self.on_extended(key, id, payload, now),
         }
     }
 

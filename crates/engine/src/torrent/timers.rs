@@ -1,4 +1,4 @@
-//! Timers: choking rounds, keep-alives, idle and snubbing peers.
+//! Timers: choking rounds, keep-alives, idle and snubbing peers, peer exchange.
 
 use std::time::{Duration, Instant};
 
@@ -9,7 +9,7 @@ use super::{Event, PeerError, Torrent};
 use crate::peer::PeerKey;
 
 impl Torrent {
-    /// Timers: choking rounds, keep-alives, idle peers, snubbed peers.
+    /// Timers: choking rounds, keep-alives, idle peers, snubbed peers, PEX messages due.
     pub fn handle_timeout(&mut self, now: Instant) {
         if now >= self.choker.poll_timeout() {
             self.choker.handle_timeout(now, &mut self.rng);
@@ -61,6 +61,7 @@ impl Torrent {
             }
             self.wake(k);
         }
+        self.send_pex(now);
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for k in keys {
             self.fill_requests(k, now);

@@ -104,6 +104,7 @@ impl Torrent {
         now: Instant,
     ) -> Result<Option<BytesMut>, PeerError> {
         let max = self.config.max_outgoing;
+        self.answer_metadata_requests(key);
         let p = self.peers.get_mut(&key).ok_or(PeerError::Unknown)?;
         p.wake_pending = false;
         if p.out.is_empty() {
