@@ -114,13 +114,12 @@ pub async fn add(
         }
         left
     };
-    let engine = engine::Torrent::new(
-        geometry,
-        have,
-        session.config.engine.clone(),
-        rand::random(),
-        Instant::now(),
-    );
+    let mut config = session.config.engine.clone();
+    config.private = info.is_private();
+    config.dht_port = session.dht.as_ref().map(|d| d.local.port());
+    let mut engine = engine::Torrent::new(geometry, have, config, rand::random(), Instant::now());
+    // Peers fetching this torrent from a magnet link get the info dictionary from us (BEP 9).
+    engine.set_metadata(bytes::Bytes::copy_from_slice(info.raw_info()));
     let data_path = match info.files().first() {
         Some(f) if !info.is_multi_file() => opts
             .out_dir
@@ -154,6 +153,7 @@ pub async fn add(
         data_path,
         started: Instant::now(),
         left_at_start: left,
+        dht: session.dht.clone(),
     });
     if shared.resume_path.is_some() && !complete {
         shared.resume_dirty.store(true, Ordering::Relaxed);

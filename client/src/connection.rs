@@ -44,8 +44,8 @@ pub enum ConnError {
     Storage(String),
 }
 
-/// Runs a connection whose handshake is done until either side ends it. Returns true if the
-/// engine admitted the peer.
+/// Runs a connection whose handshake is done until either side ends it (`outgoing`: we dialed
+/// `addr`). Returns true if the engine admitted the peer.
 pub async fn run(
     t: Arc<TorrentShared>,
     session: Arc<Session>,
@@ -53,8 +53,16 @@ pub async fn run(
     addr: SocketAddr,
     reserved: Reserved,
     peer_id: PeerId,
+    outgoing: bool,
 ) -> bool {
-    let key = match t.with_engine(|e, now| e.add_peer(addr, reserved, peer_id, now)) {
+    let added = t.with_engine(|e, now| {
+        if outgoing {
+            e.add_peer_outgoing(addr, reserved, peer_id, now)
+        } else {
+            e.add_peer(addr, reserved, peer_id, now)
+        }
+    });
+    let key = match added {
         Ok(k) => k,
         Err(e) => {
             tracing::debug!(peer = %addr, error = %e, "peer refused");

@@ -87,6 +87,7 @@ pub struct DhtHandle {
     /// The UDP address we answer on.
     pub local: SocketAddr,
     bootstrapped: watch::Receiver<bool>,
+    stopped: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Command {
@@ -148,7 +149,9 @@ impl DhtHandle {
         }
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (boot_tx, boot_rx) = watch::channel(false);
+        let (stop_tx, stop_rx) = watch::channel(false);
         let task = Task {
+            stopped: stop_tx,
             socket,
             node,
             lookups: HashMap::new(),
@@ -170,6 +173,7 @@ impl DhtHandle {
             commands: tx,
             local,
             bootstrapped: boot_rx,
+            stopped: stop_rx,
         })
     }
 
@@ -206,6 +210,12 @@ impl DhtHandle {
         rx.await.unwrap_or(0)
     }
 
+    /// Waits (at most `timeout`) until the node stopped after shutdown and saved its table.
+    pub async fn wait_stopped(&self, timeout: Duration) {
+        let mut rx = self.stopped.clone();
+        let _ = tokio::time::timeout(timeout, rx.wait_for(|b| *b)).await;
+    }
+
     /// Waits until the first bootstrap ended with a non-empty table, or `timeout`.
     pub async fn wait_bootstrapped(&self, timeout: Duration) -> bool {
         let mut rx = self.bootstrapped.clone();
@@ -220,6 +230,7 @@ struct Task {
     node: Dht,
     lookups: HashMap<LookupId, mpsc::Sender<Vec<SocketAddr>>>,
     bootstrapped: watch::Sender<bool>,
+    stopped: watch::Sender<bool>,
     state_file: Option<PathBuf>,
 }
 
@@ -259,6 +270,7 @@ impl Task {
             self.flush().await;
         }
         self.save();
+        self.stopped.send_replace(true);
     }
 
     fn command(&mut self, c: Command) {
@@ -342,15 +354,23 @@ fn hex_id(id: &NodeId) -> String {
     id.as_bytes().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Resolves `host:port` names to IPv4 socket addresses, every address of every name.
+/// Resolves `host:port` names to IPv4 socket addresses (the DHT speaks IPv4), every address
+/// of every name.
 pub async fn resolve_all(names: &[String]) -> Vec<SocketAddr> {
+    let mut all = resolve(names).await;
+    all.retain(SocketAddr::is_ipv4);
+    all
+}
+
+/// Resolves `host:port` names to socket addresses of either family, without duplicates.
+pub async fn resolve(names: &[String]) -> Vec<SocketAddr> {
     let mut out = Vec::new();
     for name in names {
         match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(name.as_str())).await {
             Ok(Ok(addrs)) => {
                 for a in addrs {
                     let a = SocketAddr::new(a.ip().to_canonical(), a.port());
-                    if a.is_ipv4() && !out.contains(&a) {
+                    if !out.contains(&a) {
                         out.push(a);
                     }
                 }

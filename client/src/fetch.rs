@@ -156,6 +156,9 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
     };
     shutdown.cancel();
     finish(&added).await;
+    if let Some(d) = &session.dht {
+        d.wait_stopped(FINISH_TIMEOUT).await;
+    }
     for d in displays {
         let _ = d.await;
     }

@@ -29,6 +29,8 @@ use crate::session::Session;
 
 /// The id we ask peers to send `ut_metadata` messages under.
 const OUR_UT_METADATA: u8 = 2;
+/// Metadata requests in flight to one peer.
+const REQUEST_WINDOW: usize = 4;
 /// Peers asked for the metadata at once.
 const PARALLEL: usize = 8;
 /// Addresses remembered while looking for the metadata.
@@ -121,7 +123,7 @@ async fn fetch_info(
     let _stop_guard = stop.clone().drop_guard();
     let (found_tx, mut found_rx) = mpsc::channel::<Vec<SocketAddr>>(64);
     // Sources: the link's own peers, its trackers, the DHT. Each sends batches of addresses.
-    let direct = crate::dht::resolve_all(&magnet.peers).await;
+    let direct = crate::dht::resolve(&magnet.peers).await;
     if !direct.is_empty() {
         let _ = found_tx.send(direct).await;
     }
@@ -315,7 +317,7 @@ async fn metadata_from_peer(
 
     let decoder = Decoder::default();
     let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut fetch: Option<Fetch> = None;
+    let mut fetch: Option<(Fetch, u8)> = None;
     loop {
         while let Some(m) = decoder.decode(&mut buf)? {
             match m {
@@ -329,22 +331,25 @@ async fn metadata_from_peer(
                         bail!("metadata size {size} out of bounds");
                     }
                     if fetch.is_none() {
-                        let f = Fetch::new(size);
+                        let mut f = Fetch::new(size);
+                        // A few requests in flight: peers queue only a handful (libtorrent
+                        // and ours drop the excess).
                         let mut req = BytesMut::new();
-                        for piece in 0..metadata_piece_count(size) {
+                        while f.in_flight() < REQUEST_WINDOW {
+                            let Some(piece) = f.next_request() else { break };
                             MetadataMsg::Request { piece }
                                 .to_message(id)
                                 .encode(&mut req);
                         }
                         tokio::io::AsyncWriteExt::write_all(&mut stream, &req).await?;
-                        fetch = Some(f);
+                        fetch = Some((f, id));
                     }
                 }
                 Message::Extended {
                     id: OUR_UT_METADATA,
                     payload,
                 } => {
-                    let Some(f) = fetch.as_mut() else {
+                    let Some((f, their_id)) = fetch.as_mut() else {
                         bail!("metadata before the extension handshake");
                     };
                     match MetadataMsg::decode(&payload)? {
@@ -358,6 +363,13 @@ async fn metadata_from_peer(
                                     bail!("metadata does not hash to the info-hash");
                                 }
                                 return Ok(info);
+                            }
+                            if let Some(piece) = f.next_request() {
+                                let mut req = BytesMut::new();
+                                MetadataMsg::Request { piece }
+                                    .to_message(*their_id)
+                                    .encode(&mut req);
+                                tokio::io::AsyncWriteExt::write_all(&mut stream, &req).await?;
                             }
                         }
                         Some(MetadataMsg::Reject { piece }) => {
@@ -385,6 +397,8 @@ struct Fetch {
     size: u32,
     pieces: Vec<Option<Bytes>>,
     have: usize,
+    /// Pieces requested so far (in order).
+    requested: u32,
 }
 
 impl Fetch {
@@ -393,7 +407,23 @@ impl Fetch {
             size,
             pieces: vec![None; metadata_piece_count(size) as usize],
             have: 0,
+            requested: 0,
         }
+    }
+
+    /// The next piece to request, if any is left.
+    fn next_request(&mut self) -> Option<u32> {
+        let p = self.requested;
+        if p as usize >= self.pieces.len() {
+            return None;
+        }
+        self.requested += 1;
+        Some(p)
+    }
+
+    /// Requests not yet answered.
+    fn in_flight(&self) -> usize {
+        (self.requested as usize).saturating_sub(self.have)
     }
 
     /// Stores one piece; the whole dictionary once the last one is in.
@@ -435,6 +465,11 @@ mod tests {
     fn pieces_assemble_in_order_and_bad_ones_are_refused() {
         let size = 40_000u32;
         let mut f = Fetch::new(size);
+        assert_eq!(
+            (f.next_request(), f.next_request(), f.next_request()),
+            (Some(0), Some(1), Some(2))
+        );
+        assert_eq!((f.next_request(), f.in_flight()), (None, 3));
         let body: Vec<u8> = (0..size).map(|i| i as u8).collect();
         let piece = |i: u32| {
             let s = (i * 16384) as usize;

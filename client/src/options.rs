@@ -27,7 +27,7 @@ pub struct NetArgs {
     #[arg(short, long)]
     pub quiet: bool,
     /// Do not join the Mainline DHT (it is never used for private torrents).
-    #[arg(long, env = "SWARM_NO_DHT")]
+    #[arg(long, env = "SWARM_NO_DHT", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_dht: bool,
     /// UDP port of the DHT node (default: the same port as --listen's).
     #[arg(long, value_name = "PORT")]

@@ -115,6 +115,9 @@ pub async fn run(args: SeedArgs, shutdown: CancellationToken) -> Result<ExitCode
     };
     shutdown.cancel();
     crate::fetch::finish(&added).await;
+    if let Some(d) = &session.dht {
+        d.wait_stopped(std::time::Duration::from_secs(5)).await;
+    }
     for d in displays {
         let _ = d.await;
     }

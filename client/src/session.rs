@@ -333,7 +333,7 @@ impl Session {
             return Err(engine::PeerError::Refused("connected to ourselves").into());
         }
         drop(permit);
-        crate::connection::run(t, self.clone(), stream, addr, reserved, peer_id).await;
+        crate::connection::run(t, self.clone(), stream, addr, reserved, peer_id, false).await;
         Ok(())
     }
 
@@ -360,7 +360,8 @@ impl Session {
         t.dialing.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         match r {
             Ok(Ok((stream, reserved, pid))) if pid != self.peer_id => {
-                crate::connection::run(t.clone(), self.clone(), stream, addr, reserved, pid).await
+                crate::connection::run(t.clone(), self.clone(), stream, addr, reserved, pid, true)
+                    .await
             }
             Ok(Ok(_)) => {
                 tracing::debug!(peer = %addr, "dialed ourselves");

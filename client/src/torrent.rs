@@ -72,6 +72,8 @@ pub struct TorrentShared {
     pub started: Instant,
     /// Bytes still missing when it started (for the summary).
     pub left_at_start: u64,
+    /// The session's DHT node, told about nodes peers name in PORT messages.
+    pub dht: Option<crate::dht::DhtHandle>,
 }
 
 impl TorrentShared {
@@ -110,6 +112,15 @@ impl TorrentShared {
             }
             Event::PieceReady { piece, data } => self.spawn_verify(piece, data),
             Event::PieceDone(_) => self.resume_dirty.store(true, Ordering::Relaxed),
+            Event::Peers(addrs) => {
+                // Peer exchange: dialed by the timer task's next `dial_more`.
+                self.candidates.lock().add(addrs, Instant::now());
+            }
+            Event::DhtNode(addr) => {
+                if let Some(d) = &self.dht {
+                    d.add_node(addr);
+                }
+            }
             Event::Completed => {
                 let me = self.clone();
                 tokio::spawn(async move {

@@ -320,7 +320,11 @@ impl Harness {
                     assert!(!self.ready.contains(&piece), "a piece handed out twice");
                     self.ready.push(piece);
                 }
-                Event::Wake(_) | Event::PieceDone(_) | Event::Completed => {}
+                Event::Wake(_)
+                | Event::PieceDone(_)
+                | Event::Completed
+                | Event::Peers(_)
+                | Event::DhtNode(_) => {}
             }
         }
     }
