@@ -176,6 +176,7 @@ impl Session {
         }
         let mut config = config;
         config.engine.listen_port = Some(port);
+        config.engine.peer_id = Some(PeerId(id));
         let dht = match &config.dht {
             Some(d) => {
                 // Bind where we accept peers: tests give each node its own 127.x address.

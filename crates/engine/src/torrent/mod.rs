@@ -10,6 +10,8 @@
 //! metadata.rs), peer exchange (BEP 11, pex.rs), PORT (BEP 5).
 
 mod download;
+#[cfg(test)]
+mod duplicate_tests;
 mod extension;
 mod metadata;
 mod pex;
@@ -65,6 +67,9 @@ pub struct Config {
     pub client_version: String,
     /// Our listening port, for the extension handshake `p`.
     pub listen_port: Option<u16>,
+    /// Our peer id: with it, a duplicate connection (the peer and we dialed each other at
+    /// once) is settled the same way on both sides instead of both being refused.
+    pub peer_id: Option<PeerId>,
     /// A private torrent (BEP 27): no peer exchange and no DHT (no PORT sent or heard).
     pub private: bool,
     /// Our DHT node's UDP port: sent in a PORT message to peers that set the DHT bit.
@@ -87,6 +92,7 @@ impl Default for Config {
             max_checking: 16,
             client_version: concat!("swarm ", env!("CARGO_PKG_VERSION")).to_owned(),
             listen_port: None,
+            peer_id: None,
             private: false,
             dht_port: None,
         }
@@ -278,6 +284,11 @@ impl Torrent {
         self.peers.len() < self.config.max_peers
     }
 
+    /// Is `key` a peer the engine still knows?
+    pub fn is_connected(&self, key: PeerKey) -> bool {
+        self.peers.contains_key(&key)
+    }
+
     /// Addresses of connected peers.
     pub fn peer_addrs(&self) -> impl Iterator<Item = SocketAddr> + '_ {
         self.peers.values().map(|p| p.addr)
@@ -339,8 +350,22 @@ impl Torrent {
         if !self.has_room() {
             return Err(PeerError::Refused("too many peers"));
         }
-        if self.peers.values().any(|p| p.id == Some(id)) {
-            return Err(PeerError::Refused("already connected to this peer id"));
+        if let Some((&old, existing)) = self.peers.iter().find(|(_, p)| p.id == Some(id)) {
+            // Two peers that dial each other at once both see two connections. Both keep the
+            // one opened by the side with the smaller peer id, so one survives, not zero.
+            let keep_new = existing.outgoing != outgoing
+                && self
+                    .config
+                    .peer_id
+                    .is_some_and(|ours| (ours < id) == outgoing);
+            if !keep_new {
+                return Err(PeerError::Refused("already connected to this peer id"));
+            }
+            self.remove_peer(old);
+            self.events.push_back(Event::Disconnect(
+                old,
+                PeerError::Refused("replaced by the connection both sides keep"),
+            ));
         }
         let key = PeerKey(self.next_key);
         self.next_key += 1;
