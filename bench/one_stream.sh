@@ -1,165 +1,239 @@
 #!/usr/bin/env bash
 # One seeder -> one leecher over loopback, files on disk: the leecher's wall time (start to
-# exit), CPU seconds and peak RSS, median of N runs, for four pairings of our client (release
-# build) and libtorrent (through tests/peers/lt_peer.py):
-#
-#   ours -> ours, libtorrent -> libtorrent, ours -> libtorrent, libtorrent -> ours
+# completion), CPU seconds and peak RSS, median of N runs, for pairings of our client (release
+# build), libtorrent (through tests/peers/lt_peer.py), aria2 and Transmission, and the machine's
+# ceiling for one such stream (tests/examples/ceiling.rs: read -> loopback TCP -> SHA-1 per
+# piece -> positioned write).
 #
 # Usage: bench/one_stream.sh [SIZE_MIB] [RUNS]      (defaults: 1024 MiB, 3 runs)
+#   PAIRS="ours-ours lt-lt ..."  which pairings to run, SEEDER-LEECHER with kinds ours, lt,
+#              aria2, tr (Transmission), plus "ceiling"; default: all that can run here.
+#              Transmission refuses loopback peers from a tracker, so a tr leecher needs a
+#              seeder that dials it: only lt-tr. For it, each run starts the daemon (torrent
+#              added) first, then a libtorrent seeder that dials it; the clock starts when that
+#              seeder has verified its data (libtorrent backs off from a peer it failed to reach,
+#              so a seeder started first would wait a minute or more to retry).
 #   WORK=DIR   keep the data and logs there (default: a new directory under /tmp, removed at
 #              the end unless KEEP=1)
-#   PAIRS="ours-ours lt-lt ours-lt lt-ours"   which pairings to run
-#   NO_BUILD=1 use the release binaries already in target/release
+#   OUT=FILE   also write one line per pairing: "pair wall cpu rss_kib runs..." (medians)
+#   NO_BUILD=1 use the release binaries already built (CARGO_TARGET_DIR is honoured)
 #
 # Nothing is dropped from the page cache: the source file stays cached between runs, as in a
 # seeder that serves a popular file. The leecher's output directory is deleted before each run.
-# Needs: cargo, /usr/bin/time, /usr/bin/python3 with libtorrent (python3-libtorrent).
+# Wall time includes the leecher's start-up. Transmission's daemon is timed from its start to
+# "Percent Done: 100%" (polled every 0.2 s), CPU and peak RSS read from /proc.
+# Needs: cargo, /usr/bin/time, /usr/bin/python3 with libtorrent; aria2c and
+# transmission-daemon/-remote for their pairings.
 set -euo pipefail
 
 SIZE_MIB=${1:-1024}
 RUNS=${2:-3}
-PAIRS=${PAIRS:-"ours-ours lt-lt ours-lt lt-ours"}
 PIECE=256K
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/.." && pwd)
-LT_PEER="$ROOT/tests/peers/lt_peer.py"
-PYTHON=/usr/bin/python3
-TIME=/usr/bin/time
+# shellcheck source=bench/lib.sh
+source "$HERE/lib.sh"
 
 for tool in "$TIME" "$PYTHON" cargo; do
-    command -v "$tool" >/dev/null || { echo "missing: $tool" >&2; exit 1; }
+    have "$tool" || { echo "missing: $tool" >&2; exit 1; }
 done
-"$PYTHON" -c 'import libtorrent' 2>/dev/null || { echo "missing: python3-libtorrent" >&2; exit 1; }
+have libtorrent || { echo "missing: python3-libtorrent" >&2; exit 1; }
 
-if [[ ${NO_BUILD:-0} != 1 ]]; then
-    echo "building release binaries..." >&2
-    (cd "$ROOT" && cargo build --release --quiet -p client -p tracker --bin swarm --bin swarm-tracker)
+if [[ -z ${PAIRS:-} ]]; then
+    PAIRS="ceiling ours-ours lt-lt ours-lt lt-ours"
+    have aria2c && PAIRS+=" aria2-lt lt-aria2 aria2-ours ours-aria2"
+    have transmission-daemon && have transmission-remote && PAIRS+=" lt-tr tr-lt"
 fi
-TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
-SWARM="$TARGET_DIR/release/swarm"
-TRACKER="$TARGET_DIR/release/swarm-tracker"
 
-WORK_GIVEN=${WORK:+1}
-WORK=${WORK:-$(mktemp -d /tmp/one_stream.XXXXXX)}
-mkdir -p "$WORK"
-echo "work directory: $WORK" >&2
-
-# Processes this script started, stopped on exit (and the work directory removed unless it was
-# given or KEEP=1).
-PIDS=()
-cleanup() {
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
-    if [[ -z $WORK_GIVEN && ${KEEP:-0} != 1 ]]; then rm -rf "$WORK"; fi
-}
-trap cleanup EXIT
-
-# A TCP port on 127.0.0.1 that was free a moment ago.
-free_port() {
-    "$PYTHON" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# Waits up to $2 seconds for a line matching $1 in file $3.
-wait_line() {
-    local pattern=$1 secs=$2 file=$3 i
-    for ((i = 0; i < secs * 10; i++)); do
-        grep -q -- "$pattern" "$file" 2>/dev/null && return 0
-        sleep 0.1
-    done
-    echo "timed out waiting for '$pattern' in $file" >&2
-    tail -5 "$file" >&2 || true
-    return 1
-}
+build_release
+make_work one_stream
 
 DATA="$WORK/seed/data.bin"
-if [[ ! -f $DATA || $(stat -c %s "$DATA") -ne $((SIZE_MIB << 20)) ]]; then
-    echo "writing $SIZE_MIB MiB of random data..." >&2
-    mkdir -p "$WORK/seed"
-    head -c $((SIZE_MIB << 20)) /dev/urandom >"$DATA"
-fi
+random_file "$DATA" "$SIZE_MIB"
 
+LOG="$WORK/tracker.log"
 TRACKER_PORT=$(free_port)
-"$TRACKER" --listen "127.0.0.1:$TRACKER_PORT" >"$WORK/tracker.log" 2>&1 &
-PIDS+=($!)
+spawn "$TRACKER" --listen "127.0.0.1:$TRACKER_PORT"
 TORRENT="$WORK/data.torrent"
 "$SWARM" create "$DATA" --piece-size "$PIECE" -t "http://127.0.0.1:$TRACKER_PORT/announce" \
     -o "$TORRENT" -f >/dev/null
 
-# Starts a seeder of kind $1 (ours|lt) as $SEEDER; returns once it serves the data.
+# Writes a Transmission settings.json into dir $1: peer port $2, RPC port $3, data in $4.
+tr_settings() {
+    mkdir -p "$1"
+    cat >"$1/settings.json" <<JSON
+{
+    "bind-address-ipv4": "127.0.0.1", "bind-address-ipv6": "::1",
+    "blocklist-enabled": false, "dht-enabled": false, "lpd-enabled": false,
+    "pex-enabled": false, "utp-enabled": false, "port-forwarding-enabled": false,
+    "download-dir": "$4", "incomplete-dir-enabled": false, "encryption": 0,
+    "message-level": 1, "peer-port": $2, "peer-port-random-on-start": false,
+    "ratio-limit-enabled": false, "rpc-authentication-required": false,
+    "rpc-bind-address": "127.0.0.1", "rpc-host-whitelist-enabled": false, "rpc-port": $3,
+    "rpc-whitelist-enabled": false, "start-added-torrents": true, "watch-dir-enabled": false
+}
+JSON
+}
+
+# Starts a Transmission daemon (config in $1, peer port $2, data dir $3) with the torrent
+# added; its pid in $TR_PID, RPC port in $TR_RPC.
+start_transmission() {
+    TR_RPC=$(free_port)
+    tr_settings "$1" "$2" "$TR_RPC" "$3"
+    LOG="$1.log"
+    spawn transmission-daemon -f -g "$1"
+    TR_PID=$SPAWNED
+    wait_port "$TR_RPC" 30
+    transmission-remote "127.0.0.1:$TR_RPC" -a "$TORRENT" >/dev/null
+}
+
+# Waits up to $1 seconds until the daemon's torrent is complete.
+wait_transmission_done() {
+    local i
+    for ((i = 0; i < $1 * 5; i++)); do
+        transmission-remote "127.0.0.1:$TR_RPC" -t 1 -i 2>/dev/null |
+            grep -q 'Percent Done: 100%' && return 0
+        sleep 0.2
+    done
+    echo "transmission did not complete in $1 s" >&2
+    return 1
+}
+
+aria2_flags() {
+    echo --no-conf=true --interface=127.0.0.1 --disable-ipv6=true --enable-dht=false \
+        --enable-dht6=false --bt-enable-lpd=false --enable-peer-exchange=false \
+        --file-allocation=none --auto-file-renaming=false --summary-interval=0 \
+        --show-console-readout=false --enable-color=false --console-log-level=notice \
+        --stop-with-process=$$
+}
+
+# Starts a seeder of kind $1 (ours|lt|aria2|tr) as $SEEDER; returns once it serves the data.
+# $DIAL (optional): a peer port on 127.0.0.1 the seeder dials (lt only). Sets SEEDING_AT.
 start_seeder() {
-    local kind=$1 port log
+    local kind=$1 port
     port=$(free_port)
-    log="$WORK/seed-$kind.log"
+    LOG="$WORK/seed-$kind.log"
     case $kind in
     ours)
-        "$SWARM" seed "$TORRENT" --data "$DATA" --listen "127.0.0.1:$port" >"$log" 2>&1 &
-        SEEDER=$!
-        PIDS+=("$SEEDER")
-        wait_line "listening on port" 300 "$log"
+        spawn "$SWARM" seed "$TORRENT" --data "$DATA" --listen "127.0.0.1:$port"
+        SEEDER=$SPAWNED
+        wait_line "listening on port" 300 "$LOG"
         ;;
     lt)
-        "$PYTHON" "$LT_PEER" seed "$TORRENT" "$WORK/seed" --port "$port" --timeout 3600 \
-            >"$log" 2>&1 &
-        SEEDER=$!
-        PIDS+=("$SEEDER")
-        wait_line "^seeding" 300 "$log"
+        spawn "$PYTHON" "$LT_PEER" seed "$TORRENT" "$WORK/seed" --port "$port" --timeout 7200 \
+            ${DIAL:+--connect "127.0.0.1:$DIAL"}
+        SEEDER=$SPAWNED
+        wait_line "^seeding" 300 "$LOG"
+        ;;
+    aria2)
+        # shellcheck disable=SC2046
+        spawn aria2c -d "$WORK/seed" "--listen-port=$port" $(aria2_flags) --seed-ratio=0.0 \
+            --bt-seed-unverified=true "$TORRENT"
+        SEEDER=$SPAWNED
+        wait_line "listening on TCP port" 60 "$LOG"
+        ;;
+    tr)
+        start_transmission "$WORK/tr-seed" "$port" "$WORK/seed"
+        SEEDER=$TR_PID
+        wait_transmission_done 300
         ;;
     esac
+    SEEDING_AT=$(date +%s.%N)
     # Let its announce reach the tracker.
     sleep 1
 }
 
-# Runs a leecher of kind $1 once under /usr/bin/time -v; appends "wall cpu rss_kib" to $2.
+# Runs a leecher of kind $1 once; appends "wall cpu rss_kib" to $2. A tr leecher runs with
+# its own libtorrent seeder (see the header).
 run_leecher() {
-    local kind=$1 out=$2 dir="$WORK/leech" port log timing
+    local kind=$1 out=$2 dir="$WORK/leech" port timing t0
     port=$(free_port)
     rm -rf "$dir"
     mkdir -p "$dir"
-    log="$WORK/leech-$kind.log"
+    LOG="$WORK/leech-$kind.log"
     timing="$WORK/time.txt"
     case $kind in
     ours)
-        "$TIME" -v -o "$timing" "$SWARM" fetch "$TORRENT" -o "$dir" --listen "127.0.0.1:$port" -q \
-            >"$log" 2>&1
+        "$TIME" -v -o "$timing" "$SWARM" fetch "$TORRENT" -o "$dir" --listen "127.0.0.1:$port" \
+            -q >"$LOG" 2>&1
         ;;
     lt)
         "$TIME" -v -o "$timing" "$PYTHON" "$LT_PEER" leech "$TORRENT" "$dir" --port "$port" \
-            --timeout 600 >"$log" 2>&1
+            --timeout 600 >"$LOG" 2>&1
+        ;;
+    aria2)
+        # shellcheck disable=SC2046
+        "$TIME" -v -o "$timing" aria2c -d "$dir" "--listen-port=$port" $(aria2_flags) \
+            --seed-time=0 "$TORRENT" >"$LOG" 2>&1
+        ;;
+    tr)
+        start_transmission "$WORK/tr-leech" "$port" "$dir"
+        DIAL=$port start_seeder lt
+        t0=$SEEDING_AT
+        wait_transmission_done 600
+        stop "$SEEDER"
+        printf 'Elapsed (wall clock) time (h:mm:ss or m:ss): %s\n' \
+            "$(echo "$(date +%s.%N) - $t0" | bc)" >"$timing"
+        printf 'User time (seconds): %s\nSystem time (seconds): 0\n' "$(cpu_seconds "$TR_PID")" \
+            >>"$timing"
+        printf 'Maximum resident set size (kbytes): %s\n' "$(proc_kib "$TR_PID" VmHWM)" \
+            >>"$timing"
+        stop "$TR_PID"
+        rm -rf "$WORK/tr-leech"
         ;;
     esac
     cmp -s "$DATA" "$dir/data.bin" || { echo "$kind leecher: data differs" >&2; exit 1; }
-    awk -F': ' '
-        /Elapsed \(wall clock\)/ { n = split($2, t, ":"); w = 0; for (i = 1; i <= n; i++) w = w * 60 + t[i] }
-        /User time/ { u = $2 } /System time/ { s = $2 } /Maximum resident/ { r = $2 }
-        END { printf "%.2f %.2f %d\n", w, u + s, r }' "$timing" >>"$out"
+    time_fields "$timing" >>"$out"
     rm -rf "$dir"
 }
 
-# Median of column $1 in file $2.
-median() {
-    sort -n -k"$1","$1" "$2" | awk -v c="$1" '{ v[NR] = $c } END { print v[int((NR + 1) / 2)] }'
+# Runs the ceiling program once; appends "wall cpu rss_kib" to $1.
+run_ceiling() {
+    local dst="$WORK/ceiling.bin" timing="$WORK/time.txt"
+    rm -f "$dst"
+    "$TIME" -v -o "$timing" "$CEILING" "$DATA" "$dst" >"$WORK/ceiling.log" 2>&1
+    cmp -s "$DATA" "$dst" || { echo "ceiling: data differs" >&2; exit 1; }
+    # The program's own clock (first byte to last write) excludes process start-up.
+    awk -v t="$(awk '{ print $4 }' "$WORK/ceiling.log")" '{ $1 = t; print }' \
+        <(time_fields "$timing") >>"$1"
+    rm -f "$dst"
 }
 
-printf '\n%s MiB, %s pieces, median of %s\n' "$SIZE_MIB" "$PIECE" "$RUNS"
+name() {
+    case $1 in
+    ours) echo swarm ;; lt) echo libtorrent ;; aria2) echo aria2 ;; tr) echo transmission ;;
+    esac
+}
+
+printf '\n%s MiB, %s pieces, median of %s (load average %s)\n' "$SIZE_MIB" "$PIECE" "$RUNS" \
+    "$(load1)"
 printf '| seeder -> leecher | wall s | MB/s | leecher CPU s | leecher peak RSS MiB | runs (wall s) |\n'
 printf '|---|---|---|---|---|---|\n'
 for pair in $PAIRS; do
-    seeder=${pair%-*}
-    leecher=${pair#*-}
-    start_seeder "$seeder"
     results="$WORK/results-$pair.txt"
     : >"$results"
-    for ((run = 1; run <= RUNS; run++)); do
-        run_leecher "$leecher" "$results"
-    done
-    kill "$SEEDER" 2>/dev/null || true
-    wait "$SEEDER" 2>/dev/null || true
+    if [[ $pair == ceiling ]]; then
+        for ((run = 1; run <= RUNS; run++)); do run_ceiling "$results"; done
+        label="ceiling (read -> TCP -> SHA-1 -> pwrite)"
+    else
+        seeder=${pair%-*}
+        leecher=${pair#*-}
+        if [[ $leecher == tr ]]; then
+            [[ $seeder == lt ]] || { echo "$pair: a Transmission leecher needs lt" >&2; exit 1; }
+            for ((run = 1; run <= RUNS; run++)); do run_leecher tr "$results"; done
+        else
+            start_seeder "$seeder"
+            for ((run = 1; run <= RUNS; run++)); do run_leecher "$leecher" "$results"; done
+            stop "$SEEDER"
+        fi
+        label="$(name "$seeder") -> $(name "$leecher")"
+    fi
     wall=$(median 1 "$results")
     cpu=$(median 2 "$results")
     rss=$(median 3 "$results")
     all=$(cut -d' ' -f1 "$results" | paste -sd' ')
-    awk -v s="$seeder" -v l="$leecher" -v mib="$SIZE_MIB" -v w="$wall" -v c="$cpu" -v r="$rss" \
-        -v all="$all" 'function n(k) { return k == "ours" ? "swarm" : "libtorrent" }
-        BEGIN { printf "| %s -> %s | %.2f | %.0f | %.2f | %.0f | %s |\n", n(s), n(l), w,
-                mib * 1.048576 / w, c, r / 1024, all }'
+    [[ -n ${OUT:-} ]] && echo "$pair $wall $cpu $rss $all" >>"$OUT"
+    awk -v l="$label" -v mib="$SIZE_MIB" -v w="$wall" -v c="$cpu" -v r="$rss" -v all="$all" \
+        'BEGIN { printf "| %s | %.2f | %.0f | %.2f | %.0f | %s |\n", l, w,
+                 mib * 1.048576 / w, c, r / 1024, all }'
 done

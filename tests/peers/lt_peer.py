@@ -18,6 +18,8 @@ Options for seed and leech:
                         besides the torrent's trackers
     --timeout S         give up after S seconds (exit 1 for a leecher that did not finish)
     --stay              a leecher keeps seeding after it completes, until SIGTERM or --timeout
+    --upload-limit B    cap the session's upload at B bytes/s (0: none), loopback peers included
+                        (libtorrent exempts local addresses from its limits by default)
     --listen-ip IP      listen and dial from IP (a 127.x address) instead of 127.0.0.1; the
                         DHT uses it too
     --dht-bootstrap IP:PORT
@@ -69,6 +71,7 @@ def parse_args(argv):
         peer.add_argument("--listen-ip", default=LOOPBACK, metavar="IP")
         peer.add_argument("--dht-bootstrap", action="append", default=[], metavar="IP:PORT")
         peer.add_argument("--verbose", action="store_true")
+        peer.add_argument("--upload-limit", type=int, default=0, metavar="BYTES_PER_S")
     return parser.parse_args(argv)
 
 
@@ -140,6 +143,19 @@ def fatal_alert(alert):
     return None
 
 
+def limit_upload(session, rate):
+    """Caps the session's upload at `rate` bytes/s for every peer address.
+
+    libtorrent's default peer-class filter puts local addresses (127/8 and the private ranges)
+    in a class its session limits do not apply to; mapping every address to the global class
+    makes the cap hold on loopback too.
+    """
+    session.apply_settings({"upload_rate_limit": rate})
+    everyone = lt.ip_filter()
+    everyone.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+    session.set_peer_class_filter(everyone)
+
+
 def join_dht(session, nodes):
     """Turns the DHT on, bootstrapping from `nodes` (`IP:PORT` strings).
 
@@ -178,6 +194,8 @@ def run_peer(args):
     session = loopback_session(args.port, args.listen_ip)
     if args.dht_bootstrap:
         join_dht(session, args.dht_bootstrap)
+    if args.upload_limit > 0:
+        limit_upload(session, args.upload_limit)
     params = torrent_params(args.torrent)
     params.save_path = args.dir
     handle = session.add_torrent(params)
