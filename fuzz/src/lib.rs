@@ -9,6 +9,7 @@
 
 pub mod bencode;
 pub mod engine_peer;
+pub mod krpc;
 pub mod magnet;
 pub mod resume;
 pub mod torrent;

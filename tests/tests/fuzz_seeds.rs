@@ -10,6 +10,8 @@ use std::path::PathBuf;
 mod bencode_target;
 #[path = "../../fuzz/src/engine_peer.rs"]
 mod engine_peer;
+#[path = "../../fuzz/src/krpc.rs"]
+mod krpc;
 #[path = "../../fuzz/src/magnet.rs"]
 mod magnet;
 #[path = "../../fuzz/src/resume.rs"]
@@ -96,4 +98,9 @@ fn resume_seeds() {
 #[test]
 fn engine_peer_seeds() {
     replay("engine_peer", engine_peer::run);
+}
+
+#[test]
+fn krpc_seeds() {
+    replay("krpc", krpc::run);
 }
