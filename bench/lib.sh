@@ -2,6 +2,8 @@
 # Release binaries come from ${CARGO_TARGET_DIR:-$ROOT/target}/release; NO_BUILD=1 skips the
 # build. Every process started through `spawn` is stopped when the script exits.
 
+# The other clients run with every discovery but trackers off; so does ours (no DHT).
+export SWARM_NO_DHT=1
 PYTHON=/usr/bin/python3
 TIME=/usr/bin/time
 TARGET_DIR=${CARGO_TARGET_DIR:-$ROOT/target}
