@@ -76,11 +76,11 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
         std::path::absolute(&args.output).with_context(|| format!("{}", args.output.display()))?;
     let mut added = Vec::new();
     for source in sources {
-        let meta = match source {
-            Source::Torrent(m) => *m,
+        let (meta, peers) = match source {
+            Source::Torrent(m) => (*m, Vec::new()),
             Source::Magnet(m) => {
                 match crate::magnet::resolve(&session, &m, &out_dir, &ui, &shutdown).await {
-                    Ok(meta) => meta,
+                    Ok(r) => (r.meta, r.peers),
                     Err(_) if shutdown.is_cancelled() => {
                         finish(&added).await;
                         ui.println("interrupted before the metadata arrived");
@@ -102,6 +102,13 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
             resume: true,
         };
         let a = add(&session, meta, opts, &ui).await?;
+        if !peers.is_empty() {
+            a.shared
+                .candidates
+                .lock()
+                .add(peers, std::time::Instant::now());
+            crate::peers::dial_more(&a.shared, &session);
+        }
         let s = a.shared.stats();
         if s.have > 0 {
             ui.println(format!(

@@ -51,6 +51,16 @@ pub fn saved_torrent_path(out_dir: &Path, ih: &InfoHash) -> PathBuf {
         .join(format!("{}.torrent", ih.to_hex()))
 }
 
+/// A magnet link made concrete: its torrent, and the peers met while looking for it.
+#[derive(Debug)]
+pub struct Resolved {
+    /// The torrent (info dictionary from peers, trackers from the link).
+    pub meta: Metainfo,
+    /// Every peer address learned (the link's `x.pe`, trackers, DHT), the one that sent the
+    /// metadata first: the download dials them.
+    pub peers: Vec<SocketAddr>,
+}
+
 /// The metainfo for `magnet`: from an earlier run's saved .torrent, else fetched from peers
 /// (and then saved). Fails after a minute without any peer, or on `shutdown`.
 pub async fn resolve(
@@ -59,15 +69,18 @@ pub async fn resolve(
     out_dir: &Path,
     ui: &Ui,
     shutdown: &CancellationToken,
-) -> Result<Metainfo> {
+) -> Result<Resolved> {
     let saved = saved_torrent_path(out_dir, &magnet.info_hash);
     if let Ok(bytes) = std::fs::read(&saved) {
         match Metainfo::from_bytes(&bytes) {
-            Ok(m) if m.info_hash == magnet.info_hash => return Ok(m),
+            Ok(meta) if meta.info_hash == magnet.info_hash => {
+                let peers = crate::dht::resolve(&magnet.peers).await;
+                return Ok(Resolved { meta, peers });
+            }
             _ => tracing::warn!(file = %saved.display(), "ignoring a bad saved .torrent"),
         }
     }
-    let info = fetch_info(session, magnet, ui, shutdown).await?;
+    let (info, peers) = fetch_info(session, magnet, ui, shutdown).await?;
     let meta = build_torrent(&info, &magnet.trackers)?;
     if meta.info_hash != magnet.info_hash {
         bail!("metadata does not match the magnet's info-hash");
@@ -84,7 +97,7 @@ pub async fn resolve(
         info.len(),
         saved.display()
     ));
-    Ok(meta)
+    Ok(Resolved { meta, peers })
 }
 
 /// A .torrent holding `info` (raw, already verified) and the magnet's trackers, one per tier.
@@ -111,13 +124,13 @@ pub fn build_torrent(info: &[u8], trackers: &[String]) -> Result<Metainfo> {
 }
 
 /// Looks for peers and asks them for the info dictionary until one delivers a copy whose
-/// SHA-1 is the info-hash.
+/// SHA-1 is the info-hash; returns it with the peers learned (the one that sent it first).
 async fn fetch_info(
     session: &Arc<Session>,
     magnet: &Magnet,
     ui: &Ui,
     shutdown: &CancellationToken,
-) -> Result<Vec<u8>> {
+) -> Result<(Vec<u8>, Vec<SocketAddr>)> {
     let ih = magnet.info_hash;
     let stop = shutdown.child_token();
     let _stop_guard = stop.clone().drop_guard();
@@ -205,7 +218,11 @@ async fn fetch_info(
                 None => sources_open = false,
             },
             Some(done) = running.join_next() => match done {
-                Ok((_, Ok(info))) => break Ok(info),
+                Ok((from, Ok(info))) => {
+                    let mut peers = vec![from];
+                    peers.extend(known.iter().copied().filter(|a| *a != from));
+                    break Ok((info, peers));
+                }
                 Ok((a, Err(e))) => {
                     tracing::debug!(peer = %a, error = %e, "no metadata from this peer");
                     let n = failed.entry(a).or_insert(0);
