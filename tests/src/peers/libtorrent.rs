@@ -1,6 +1,7 @@
 //! libtorrent-rasterbar peers, driven by the repository's `peers/lt_peer.py`.
 
-use std::net::SocketAddr;
+use std::ffi::OsStr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -10,7 +11,6 @@ use metainfo::InfoHash;
 use nix::sys::signal::Signal;
 
 use super::{default_log_dir, hash_after, located, run_to_string};
-use crate::ports::loopback;
 use crate::process::{Proc, Stream};
 use crate::programs::Program;
 
@@ -33,6 +33,12 @@ pub struct LtOptions {
     pub stay: bool,
     /// Where the peer's stdout/stderr go; default: the data directory's parent.
     pub log_dir: Option<PathBuf>,
+    /// The loopback address to listen and dial from (default 127.0.0.1); the DHT uses it too.
+    pub listen_ip: Option<Ipv4Addr>,
+    /// DHT nodes to bootstrap from; empty (the default) leaves libtorrent's DHT off.
+    pub dht_bootstrap: Vec<SocketAddr>,
+    /// libtorrent's alerts and a progress line every second on stderr.
+    pub verbose: bool,
 }
 
 impl Default for LtOptions {
@@ -42,6 +48,9 @@ impl Default for LtOptions {
             timeout: Duration::from_secs(600),
             stay: false,
             log_dir: None,
+            listen_ip: None,
+            dht_bootstrap: Vec::new(),
+            verbose: false,
         }
     }
 }
@@ -55,11 +64,13 @@ pub struct Transferred {
     pub downloaded: u64,
 }
 
-/// A running libtorrent peer on `127.0.0.1:port`, killed on drop.
+/// A running libtorrent peer on `127.0.0.1:port` (or its [`LtOptions::listen_ip`]), killed on
+/// drop.
 #[derive(Debug)]
 pub struct LibtorrentPeer {
     proc: Proc,
     port: u16,
+    ip: Ipv4Addr,
 }
 
 impl LibtorrentPeer {
@@ -98,7 +109,26 @@ impl LibtorrentPeer {
         Ok(peer)
     }
 
-    fn spawn(mode: &str, torrent: &Path, dir: &Path, port: u16, opts: &LtOptions) -> Result<Self> {
+    /// Leeches the torrent of a `magnet` link into `dir`, the metadata fetched from peers
+    /// (found through the DHT with [`LtOptions::dht_bootstrap`]); returns once libtorrent
+    /// listens. See [`Self::wait_metadata`] and [`Self::wait_done`].
+    pub fn leech_magnet(magnet: &str, dir: &Path, port: u16, opts: &LtOptions) -> Result<Self> {
+        let mut peer = Self::spawn("leech", OsStr::new(magnet), dir, port, opts)?;
+        peer.proc
+            .wait_for_line(Stream::Stdout, START_TIMEOUT, |l| {
+                l.starts_with("listening ")
+            })
+            .context("libtorrent leecher did not listen")?;
+        Ok(peer)
+    }
+
+    fn spawn(
+        mode: &str,
+        torrent: impl AsRef<OsStr>,
+        dir: &Path,
+        port: u16,
+        opts: &LtOptions,
+    ) -> Result<Self> {
         let python = located(Program::Libtorrent)?;
         std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
         let mut cmd = Command::new(python);
@@ -114,9 +144,25 @@ impl LibtorrentPeer {
         if opts.stay {
             cmd.arg("--stay");
         }
+        let ip = opts.listen_ip.unwrap_or(Ipv4Addr::LOCALHOST);
+        cmd.args(["--listen-ip", &ip.to_string()]);
+        for node in &opts.dht_bootstrap {
+            cmd.args(["--dht-bootstrap", &node.to_string()]);
+        }
+        if opts.verbose {
+            cmd.arg("--verbose");
+        }
         let log_dir = opts.log_dir.clone().unwrap_or_else(|| default_log_dir(dir));
         let proc = Proc::spawn(cmd, &format!("libtorrent-{mode}-{port}"), &log_dir)?;
-        Ok(LibtorrentPeer { proc, port })
+        Ok(LibtorrentPeer { proc, port, ip })
+    }
+
+    /// Waits at most `timeout` for a magnet leecher to have the torrent's metadata.
+    pub fn wait_metadata(&mut self, timeout: Duration) -> Result<()> {
+        self.proc
+            .wait_for_line(Stream::Stdout, timeout, |l| l == "metadata")
+            .context("libtorrent did not get the metadata")?;
+        Ok(())
     }
 
     /// Waits at most `timeout` for a leecher to complete; returns libtorrent's seconds taken.
@@ -150,9 +196,9 @@ impl LibtorrentPeer {
         self.port
     }
 
-    /// `127.0.0.1:port`.
+    /// `127.0.0.1:port`, or its [`LtOptions::listen_ip`] and port.
     pub fn addr(&self) -> SocketAddr {
-        loopback(self.port)
+        SocketAddr::new(IpAddr::V4(self.ip), self.port)
     }
 
     /// The underlying process (logs, signals, waits).
