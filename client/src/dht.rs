@@ -523,6 +523,57 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn garbage_datagrams_do_not_stop_the_node() {
+        let stop = CancellationToken::new();
+        let cfg = DhtConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            bootstrap: vec![],
+            state_file: None,
+        };
+        let node = DhtHandle::start(cfg, stop.clone()).await.unwrap();
+        let sock = UdpSocket::bind("127.0.0.9:0").await.unwrap();
+        let mut junk: Vec<Vec<u8>> = vec![
+            vec![],
+            b"d".to_vec(),
+            b"de".to_vec(),
+            b"i-0e".to_vec(),
+            b"d1:ad2:id20:01234567890123456789e1:q4:ping1:t2:aa1:y1:qe".to_vec(),
+            b"d1:q4:ping1:t2:aa1:y1:qe".to_vec(),
+            b"d1:rd2:id3:abce1:t2:zz1:y1:re".to_vec(),
+            b"d1:eli201e5:Errore1:t2:aa1:y1:ee".to_vec(),
+            vec![b'l'; 8192],
+            vec![0xff; 1500],
+        ];
+        junk.push(
+            format!("d1:ad2:id20:01234567890123456789e1:q4:ping1:t{}:", 100_000).into_bytes(),
+        );
+        // A bounded burst: 2,000 datagrams of every kind.
+        for i in 0..2_000 {
+            let _ = sock.send_to(&junk[i % junk.len()], node.local).await;
+        }
+        // The node still answers a well-formed ping from another address.
+        let probe = UdpSocket::bind("127.0.0.10:0").await.unwrap();
+        let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:pp1:y1:qe";
+        let mut buf = [0u8; 1500];
+        let mut answered = false;
+        for _ in 0..20 {
+            probe.send_to(ping, node.local).await.unwrap();
+            if let Ok(Ok((n, _))) =
+                tokio::time::timeout(Duration::from_millis(250), probe.recv_from(&mut buf)).await
+            {
+                let reply = dht::message::Message::decode(&buf[..n]).unwrap();
+                assert_eq!(reply.tid, b"pp".to_vec());
+                answered = true;
+                break;
+            }
+        }
+        assert!(answered, "no reply to a ping after the garbage");
+        // Two senders: the burst (one of its datagrams is a well-formed ping) and the probe.
+        assert_eq!(node.routing_nodes().await, 2);
+        stop.cancel();
+    }
+
+    #[tokio::test]
     async fn two_nodes_find_an_announced_peer_over_udp() {
         let stop = CancellationToken::new();
         let cfg = |ip: [u8; 4], boot: Vec<String>| DhtConfig {
