@@ -6,17 +6,25 @@
 //! our client's command lines ([`client`]), runs processes with bounded waits ([`process`]),
 //! makes and compares deterministic data ([`files`]), picks loopback ports ([`ports`]), drives
 //! real peers ([`peers`]) and runs our tracker in-process ([`tracker`], with [`http`] to query
-//! it).
-//! Nothing here talks to any address outside 127.0.0.0/8.
+//! it). For fault scenarios: a stage of tracker + seeder ([`seeded`]), a scripted tracker
+//! ([`fake_tracker`]), resume-data readings ([`resume`]), tmpfs mounts ([`mount`]) and network
+//! namespaces joined by a veth pair ([`netns`]).
+//! Nothing here talks to any address outside 127.0.0.0/8, except inside the namespaces
+//! [`netns`] makes (10.199.0.0/24, on a veth pair of their own).
 
 pub mod bins;
 pub mod client;
+pub mod fake_tracker;
 pub mod files;
 pub mod http;
+pub mod mount;
+pub mod netns;
 pub mod peers;
 pub mod ports;
 pub mod process;
 pub mod programs;
+pub mod resume;
+pub mod seeded;
 pub mod tracker;
 
 pub use programs::Program;

@@ -5,18 +5,16 @@
 //! The first run is slowed with `--download-limit` so it is still running when stopped; the
 //! second runs at full speed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{Context, Result, ensure};
+use anyhow::{Result, ensure};
 use metainfo::Metainfo;
 use nix::sys::signal::Signal;
-use tests::client::{
-    bytes_received, fetch_command, matching_pieces, pieces_already_on_disk, seed_command,
-    start_seeder, wait_for_pieces,
-};
+use tests::client::{fetch_command, matching_pieces, seed_command, start_seeder, wait_for_pieces};
 use tests::files::{assert_same_bytes, write_file};
 use tests::process::{Proc, Stream};
+use tests::resume::{only_missing_pieces_received, resume_file, resumed_pieces};
 use tests::tracker::LocalTracker;
 
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -93,36 +91,6 @@ impl Setup {
     }
 }
 
-/// The resumed run's `N of M pieces already on disk`, checked to be some but not all.
-fn resumed_pieces(stdout: &str, total: u32) -> Result<u32> {
-    let (have, of) = pieces_already_on_disk(stdout)
-        .with_context(|| format!("no 'already on disk' line in:\n{stdout}"))?;
-    ensure!(
-        of == total,
-        "{have} of {of}, the torrent has {total} pieces"
-    );
-    ensure!(
-        have > 0 && have < total,
-        "resumed with {have} of {total} pieces"
-    );
-    Ok(have)
-}
-
-/// The resumed run received no more than the `total - have` pieces it lacked: with one seeder
-/// and no hash failures only missing pieces cross the wire, at most that many full pieces (less
-/// when the short last piece is among them).
-fn only_missing_pieces_received(stdout: &str, have: u32, total: u32) -> Result<()> {
-    let received = bytes_received(stdout).with_context(|| format!("no done line:\n{stdout}"))?;
-    let missing = u64::from(total - have) * PIECE as u64;
-    ensure!(
-        received <= missing,
-        "received {received} bytes, but only {} pieces ({missing} bytes) were missing",
-        total - have
-    );
-    ensure!(received > 0, "received nothing:\n{stdout}");
-    Ok(())
-}
-
 #[test]
 fn a_leecher_killed_half_way_resumes_without_fetching_verified_pieces_again() -> Result<()> {
     let s = Setup::new(51)?;
@@ -144,7 +112,7 @@ fn a_leecher_killed_half_way_resumes_without_fetching_verified_pieces_again() ->
         have as usize == on_disk,
         "resumed with {have} pieces, {on_disk} were on disk"
     );
-    only_missing_pieces_received(&stdout, have, total)
+    only_missing_pieces_received(&stdout, have, total, PIECE)
 }
 
 #[test]
@@ -175,11 +143,5 @@ fn ctrl_c_exits_130_keeps_resume_data_and_a_rerun_completes() -> Result<()> {
 
     let stdout = s.rerun()?;
     let have = resumed_pieces(&stdout, s.pieces())?;
-    only_missing_pieces_received(&stdout, have, s.pieces())
-}
-
-/// Where `swarm fetch -o DIR` keeps a torrent's resume data.
-fn resume_file(out: &Path, meta: &Metainfo) -> PathBuf {
-    out.join(".swarm")
-        .join(format!("{}.resume", meta.info_hash.to_hex()))
+    only_missing_pieces_received(&stdout, have, s.pieces(), PIECE)
 }

@@ -1,0 +1,109 @@
+//! `swarm fetch` against a disk that fills up or refuses writes: one clear `error:` line naming
+//! the file and the cause, a non-zero exit, no panic, and resume data (if any was written) that
+//! claims only pieces whose bytes really are on disk.
+//!
+//! The disks are tmpfs mounts made by the test (8 MiB, or read-only), which needs root; without
+//! it each test prints `SKIP: ...` with the reason and passes. Read-only mounts stop root too,
+//! where permission bits (chmod 0555) do not.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Result, ensure};
+use tests::mount::Tmpfs;
+use tests::process::{Proc, Stream};
+use tests::resume::{claimed_pieces, claimed_pieces_are_on_disk, resume_file};
+use tests::seeded::{SeedSpec, Seeded};
+
+/// A bound: a full disk stops the download in a second or two.
+const TIMEOUT: Duration = Duration::from_secs(40);
+
+/// Runs the leecher to its end and checks it failed with one `error:` line containing every
+/// one of `needles`; returns the line.
+fn fails_with(mut leecher: Proc, needles: &[&str]) -> Result<String> {
+    let status = leecher.wait(TIMEOUT)?;
+    let stderr = leecher.output(Stream::Stderr);
+    ensure!(!status.success(), "exit {status}\n{}", leecher.describe());
+    ensure!(!stderr.contains("panicked"), "{}", leecher.describe());
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    ensure!(
+        errors.len() == 1,
+        "want one error line\n{}",
+        leecher.describe()
+    );
+    let line = errors[0];
+    for n in needles {
+        ensure!(line.contains(n), "the error does not mention {n:?}: {line}");
+    }
+    Ok(line.to_owned())
+}
+
+fn skip(test: &str, why: &str) {
+    eprintln!("SKIP: {test}: {why}");
+}
+
+#[test]
+fn a_full_disk_stops_the_download_with_a_clear_error() -> Result<()> {
+    // 12 MiB into 8 MiB, in 256 KiB pieces.
+    let mut spec = SeedSpec::new("big.bin", 12 * 1024 * 1024 + 5, 91);
+    spec.piece_size = "256K";
+    let s = Seeded::start(spec)?;
+    let disk_dir = s.dir().join("small-disk");
+    let disk = match Tmpfs::mount(&disk_dir, "8m", false)? {
+        Ok(d) => d,
+        Err(why) => {
+            skip("a_full_disk_stops_the_download_with_a_clear_error", &why.0);
+            return Ok(());
+        }
+    };
+    let out = disk.path().to_path_buf();
+    let leecher = Proc::spawn(s.fetch_command(&out)?, "leecher", &s.logs)?;
+    let line = fails_with(leecher, &["No space left on device", "big.bin"])?;
+    eprintln!("full disk: {line}");
+
+    let got = s.fetched(&out);
+    let resume = resume_file(&out, &s.meta);
+    match claimed_pieces(&resume, &s.meta)? {
+        None => eprintln!("full disk: no resume data was written"),
+        Some(claimed) => {
+            let n = claimed_pieces_are_on_disk(&claimed, &s.data, &got, s.piece_len())?;
+            eprintln!(
+                "full disk: the resume data claims {n} of {} pieces, all on disk",
+                s.piece_count()
+            );
+        }
+    }
+    drop(disk);
+    Ok(())
+}
+
+#[test]
+fn a_read_only_output_directory_is_a_clear_error() -> Result<()> {
+    let s = Seeded::start(SeedSpec::new("ro.bin", 200_000, 93))?;
+    let ro_dir = s.dir().join("read-only");
+    let ro = match Tmpfs::mount(&ro_dir, "1m", true)? {
+        Ok(d) => d,
+        Err(why) => {
+            skip("a_read_only_output_directory_is_a_clear_error", &why.0);
+            return Ok(());
+        }
+    };
+    let out = ro.path().join("downloads");
+    let leecher = Proc::spawn(s.fetch_command(&out)?, "leecher", &s.logs)?;
+    let line = fails_with(leecher, &["Read-only file system"])?;
+    eprintln!("read-only: {line}");
+    ensure!(
+        mentions_path(&line, &out) || mentions_path(&line, ro.path()),
+        "the error names neither {} nor the mount: {line}",
+        out.display()
+    );
+    ensure!(!out.exists(), "{} was created", out.display());
+    Ok(())
+}
+
+fn mentions_path(line: &str, path: &Path) -> bool {
+    line.contains(&path.display().to_string())
+}
