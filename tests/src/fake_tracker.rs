@@ -4,7 +4,7 @@
 //! Bodies are built with [`failure_body`] and [`peers_body`].
 
 use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddrV4, TcpListener};
+use std::net::{Ipv4Addr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::thread::JoinHandle;
@@ -125,14 +125,21 @@ fn read_target(stream: &mut impl Read) -> Option<String> {
     line.split_whitespace().nth(1).map(str::to_owned)
 }
 
-fn respond(stream: &mut impl Write, body: &[u8]) -> std::io::Result<()> {
-    let head = format!(
+/// Writes the whole response, then half-closes and waits for the client to close, so no
+/// unread byte on our side can turn the close into a reset that loses the response.
+fn respond(stream: &mut TcpStream, body: &[u8]) -> std::io::Result<()> {
+    let mut response = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
-    );
-    stream.write_all(head.as_bytes())?;
-    stream.write_all(body)?;
-    stream.flush()
+    )
+    .into_bytes();
+    response.extend_from_slice(body);
+    stream.write_all(&response)?;
+    stream.flush()?;
+    stream.shutdown(Shutdown::Write)?;
+    let mut rest = [0u8; 1024];
+    while matches!(stream.read(&mut rest), Ok(n) if n > 0) {}
+    Ok(())
 }
 
 #[cfg(test)]
