@@ -433,9 +433,6 @@ fn spray_unsolicited(conn: &mut Conn) -> Result<()> {
 }
 
 #[test]
-#[ignore = "engine bug: a block never requested from a peer is stored when the piece is being \
-            fetched from another peer (engine::Torrent::on_block); the honest peer shares the \
-            hash-failure strikes and is banned. Un-ignore once on_block refuses such blocks."]
 fn unsolicited_blocks_are_ignored() -> Result<()> {
     let stage = Stage::start(
         "unsolicited.bin",

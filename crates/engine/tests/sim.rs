@@ -752,3 +752,72 @@ fn port_is_exchanged_only_when_both_sides_do_dht() {
     assert_eq!(sim.nodes[1].dht_nodes, vec![at(0)]);
     assert!(sim.nodes[2].dht_nodes.is_empty());
 }
+
+#[test]
+fn blocks_we_did_not_ask_for_are_never_stored() {
+    // A liar sends garbage for blocks we asked of an honest peer. Were its blocks stored, the
+    // honest answers would arrive as duplicates, the piece would fail its hash, and the honest
+    // peer would share the blame (and be banned after five pieces).
+    let g = geometry();
+    let truth = content(&g);
+    let config = Config {
+        max_invalid: 3,
+        ..Config::default()
+    };
+    let (mut t, honest, now) = empty_torrent_with(true, config);
+    let liar = t
+        .add_peer(
+            SocketAddr::from(([127, 0, 0, 21], 1)),
+            reserved(true),
+            PeerId([21; 20]),
+            now,
+        )
+        .unwrap();
+    t.handle_message(honest, Message::HaveAll, now).unwrap();
+    t.handle_message(liar, Message::HaveAll, now).unwrap();
+    t.handle_message(honest, Message::Unchoke, now).unwrap();
+    let asked = requests_in(&sent_to(&mut t, honest, now));
+    assert!(!asked.is_empty());
+    let garbage = |spec: &BlockSpec| Message::Piece {
+        piece: spec.piece,
+        begin: spec.begin,
+        data: vec![0xEE; spec.len as usize].into(),
+    };
+    // The liar is disconnected once past max_invalid; before that its blocks are dropped.
+    let results: Vec<bool> = asked
+        .iter()
+        .take(4)
+        .map(|s| t.handle_message(liar, garbage(s), now).is_ok())
+        .collect();
+    assert_eq!(results, [true, true, true, false]);
+    t.remove_peer(liar);
+    for spec in &asked {
+        let at = u64::from(spec.piece) * u64::from(g.piece_len(g.piece(0).unwrap()))
+            + u64::from(spec.begin);
+        let data = truth[at as usize..at as usize + spec.len as usize].to_vec();
+        t.handle_message(
+            honest,
+            Message::Piece {
+                piece: spec.piece,
+                begin: spec.begin,
+                data: data.into(),
+            },
+            now,
+        )
+        .unwrap();
+    }
+    let mut ready = 0;
+    while let Some(e) = t.poll_event() {
+        if let Event::PieceReady { piece, data } = e {
+            let start = piece.get() as usize * 32_768;
+            assert_eq!(
+                data,
+                truth[start..start + data.len()],
+                "piece {}",
+                piece.get()
+            );
+            ready += 1;
+        }
+    }
+    assert!(ready > 0, "no piece completed from {} blocks", asked.len());
+}

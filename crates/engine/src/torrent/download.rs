@@ -24,26 +24,27 @@ impl Torrent {
         };
         let peer = self.peers.get_mut(&key).ok_or(PeerError::Unknown)?;
         let len = u64::from(b.len());
-        peer.downloaded += len;
+        // Every byte received counts in the totals, wasted ones included.
         self.stats.downloaded += len;
-        let requested = peer.outstanding.remove(&b);
-        let expected = requested || peer.late_answer();
-        if requested {
-            peer.pipeline.on_block(now, b.len());
-            peer.snubbed = false;
-            peer.waiting_since = (!peer.outstanding.is_empty()).then_some(now);
+        if !peer.outstanding.remove(&b) {
+            // Not asked of this peer. It may answer a request we dropped since (at its choke,
+            // or cancelled): no fault, but the data is not used either -- a block accepted
+            // from a peer we did not ask could fill a piece another peer is fetching, and a
+            // liar would then get the honest peer blamed for the hash failure.
+            if peer.late_answer() {
+                return Ok(());
+            }
+            return self.violation(key, "PIECE we did not request");
         }
+        peer.downloaded += len;
+        peer.pipeline.on_block(now, b.len());
+        peer.snubbed = false;
+        peer.waiting_since = (!peer.outstanding.is_empty()).then_some(now);
         let ip = peer.addr.ip();
         self.choker.on_received(key, len, now);
         match self.picker.block_received(b) {
-            BlockReceived::Duplicate => {}
-            BlockReceived::NotRequested => {
-                // Never asked for (or only by a request we dropped since: then it is no fault).
-                if expected {
-                    return Ok(());
-                }
-                return self.violation(key, "PIECE we did not request");
-            }
+            // Fetched from another peer first (end-game), or given up on since.
+            BlockReceived::Duplicate | BlockReceived::NotRequested => {}
             BlockReceived::Fresh { piece_complete } => {
                 self.store_block(b, data, ip);
                 if self.picker.in_endgame() {
