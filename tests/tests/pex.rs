@@ -33,9 +33,13 @@ fn a_leecher_finds_the_seeder_through_pex() -> Result<()> {
     let l1_addr = format!("127.0.0.42:{p1}");
 
     let mut cmd = swarm()?;
-    cmd.arg("seed")
-        .arg(&data)
-        .args(["--no-tracker", "--piece-size", "64K", "--listen", &seeder_addr]);
+    cmd.arg("seed").arg(&data).args([
+        "--no-tracker",
+        "--piece-size",
+        "64K",
+        "--listen",
+        &seeder_addr,
+    ]);
     let mut seeder = Proc::spawn(cmd, "seeder", &logs)?;
     let line = seeder.wait_for_line(Stream::Stdout, TIMEOUT, |l| l.contains("magnet:"))?;
     let magnet = line
