@@ -159,7 +159,7 @@ run_leecher() {
         ;;
     lt)
         "$TIME" -v -o "$timing" "$PYTHON" "$LT_PEER" leech "$TORRENT" "$dir" --port "$port" \
-            --timeout 600 >"$LOG" 2>&1
+            --timeout 300 >"$LOG" 2>&1
         ;;
     aria2)
         # shellcheck disable=SC2046
@@ -170,7 +170,7 @@ run_leecher() {
         start_transmission "$WORK/tr-leech" "$port" "$dir"
         DIAL=$port start_seeder lt
         t0=$SEEDING_AT
-        wait_transmission_done 600
+        wait_transmission_done 300
         stop "$SEEDER"
         printf 'Elapsed (wall clock) time (h:mm:ss or m:ss): %s\n' \
             "$(echo "$(date +%s.%N) - $t0" | bc)" >"$timing"
@@ -185,6 +185,21 @@ run_leecher() {
     cmp -s "$DATA" "$dir/data.bin" || { echo "$kind leecher: data differs" >&2; exit 1; }
     time_fields "$timing" >>"$out"
     rm -rf "$dir"
+}
+
+# run_leecher, but a leecher that fails (exit status, timeout) is reported and skipped: the
+# row then has fewer runs (FAILED counts them).
+try_leecher() {
+    local before=${#PIDS[@]}
+    # A subshell, so a failure does not end the script; it stops what it started.
+    # shellcheck disable=SC2016
+    if ! (
+        trap 'for p in "${PIDS[@]:'"$before"'}"; do kill "$p" 2>/dev/null || true; done' EXIT
+        run_leecher "$@"
+    ); then
+        echo "$1 leecher failed; see $WORK/leech-$1.log" >&2
+        FAILED=$((FAILED + 1))
+    fi
 }
 
 # Runs the ceiling program once; appends "wall cpu rss_kib" to $1.
@@ -218,13 +233,27 @@ for pair in $PAIRS; do
     else
         seeder=${pair%-*}
         leecher=${pair#*-}
+        FAILED=0
         if [[ $leecher == tr ]]; then
             [[ $seeder == lt ]] || { echo "$pair: a Transmission leecher needs lt" >&2; exit 1; }
-            for ((run = 1; run <= RUNS; run++)); do run_leecher tr "$results"; done
+            for ((run = 1; run <= RUNS; run++)); do try_leecher tr "$results"; done
+        elif [[ $seeder == tr ]]; then
+            # A fresh daemon per run: a Transmission seeder did not serve a second leecher.
+            for ((run = 1; run <= RUNS; run++)); do
+                start_seeder tr
+                try_leecher "$leecher" "$results"
+                stop "$SEEDER"
+                rm -rf "$WORK/tr-seed"
+            done
         else
             start_seeder "$seeder"
-            for ((run = 1; run <= RUNS; run++)); do run_leecher "$leecher" "$results"; done
+            for ((run = 1; run <= RUNS; run++)); do try_leecher "$leecher" "$results"; done
             stop "$SEEDER"
+        fi
+        if [[ ! -s $results ]]; then
+            printf '| %s -> %s | failed | | | | %s failed runs |\n' "$(name "$seeder")" \
+                "$(name "$leecher")" "$FAILED"
+            continue
         fi
         label="$(name "$seeder") -> $(name "$leecher")"
     fi

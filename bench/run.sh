@@ -53,8 +53,9 @@ echo "command: bench/run.sh --size $SIZE --runs $RUNS --sections \"$SECTIONS\""
 
 if has stream; then WORK="$WORK/stream" "$HERE/one_stream.sh" "$SIZE" "$RUNS"; fi
 if has big; then
-    WORK="$WORK/big" PAIRS="lt-ours" OUT="$WORK/big.txt" "$HERE/one_stream.sh" 4096 1
-    sed 's/^/big-/' "$WORK/big.txt" >>"$OUT"
+    big="$WORK/big.txt"
+    WORK="$WORK/big" PAIRS="lt-ours" OUT="$big" "$HERE/one_stream.sh" 4096 1
+    sed 's/^/big-/' "$big" >>"$OUT"
 fi
 if has create; then WORK="$WORK/create" "$HERE/create.sh" "$SIZE" "$((RUNS < 5 ? 5 : RUNS))"; fi
 if has swarm; then

@@ -1,7 +1,9 @@
 //! The machine's ceiling for one BitTorrent-like stream, for `bench/`: one thread reads a file
-//! and sends it over a loopback TCP connection; another receives it, SHA-1s each piece and writes
-//! it at its offset in a new file. No protocol, no peers, no choking: what is left is the work
-//! every client must do for one stream (read, copy through the kernel twice, hash, write).
+//! and sends it over a loopback TCP connection; another receives it a piece at a time and hands
+//! each piece to a third, which SHA-1s it and writes it at its offset in a new file (receiving
+//! overlaps hashing and writing, as in a client with a disk thread). No protocol, no peers, no
+//! choking: what is left is the work every client must do for one stream (read, copy through the
+//! kernel twice, hash, write).
 //!
 //! Usage: `ceiling SOURCE DEST [PIECE_BYTES]` (default 262144). Prints one line:
 //! `ceiling <bytes> bytes <seconds> s <MB/s> MB/s` (MB = 10^6 bytes), start to last write.
@@ -11,6 +13,7 @@ use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
+use std::sync::mpsc;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -71,26 +74,49 @@ fn send(src: &PathBuf, addr: std::net::SocketAddr, piece: usize) -> Result<()> {
     }
 }
 
-/// Receives `len` bytes, hashes each piece and writes it at its offset in `dst`; returns the
-/// last piece's SHA-1 (printed, so the hashing cannot be optimised away).
+/// Pieces received but not yet hashed and written: enough to keep both threads busy.
+const QUEUE: usize = 4;
+
+/// Receives `len` bytes a piece at a time; a second thread hashes each piece and writes it at its
+/// offset in `dst`. Returns the last piece's SHA-1 (printed, so the hashing cannot be optimised
+/// away).
 fn receive(mut conn: TcpStream, dst: &PathBuf, len: u64, piece: usize) -> Result<[u8; 20]> {
     let out = OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(dst)
         .with_context(|| format!("{}", dst.display()))?;
-    let mut buf = vec![0u8; piece];
+    let (full_tx, full_rx) = mpsc::sync_channel::<(u64, Vec<u8>)>(QUEUE);
+    let (empty_tx, empty_rx) = mpsc::sync_channel::<Vec<u8>>(QUEUE + 1);
+    for _ in 0..=QUEUE {
+        empty_tx.send(vec![0u8; piece])?;
+    }
+    let writer = std::thread::spawn(move || -> Result<[u8; 20]> {
+        let mut digest = [0u8; 20];
+        for (at, buf) in full_rx {
+            digest = Sha1::digest(&buf).into();
+            out.write_all_at(&buf, at)?;
+            // The receiver may already be gone (it stops after the last piece).
+            let _ = empty_tx.send(buf);
+        }
+        Ok(digest)
+    });
     let mut at = 0u64;
-    let mut digest = [0u8; 20];
     while at < len {
         let n = usize::try_from((len - at).min(piece as u64))?;
-        let chunk = buf.get_mut(..n).context("short buffer")?;
-        conn.read_exact(chunk).context("the stream ended early")?;
-        digest = Sha1::digest(&*chunk).into();
-        out.write_all_at(chunk, at)?;
+        let mut buf = empty_rx.recv().context("the writing thread stopped")?;
+        buf.resize(n, 0);
+        conn.read_exact(&mut buf)
+            .context("the stream ended early")?;
+        full_tx
+            .send((at, buf))
+            .context("the writing thread stopped")?;
         at += n as u64;
     }
-    Ok(digest)
+    drop(full_tx);
+    writer
+        .join()
+        .map_err(|_| anyhow::anyhow!("the writing thread panicked"))?
 }
 
 fn hex(bytes: &[u8]) -> String {
