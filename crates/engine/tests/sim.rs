@@ -821,3 +821,11 @@ fn blocks_we_did_not_ask_for_are_never_stored() {
     }
     assert!(ready > 0, "no piece completed from {} blocks", asked.len());
 }
+
+#[test]
+fn a_torrent_without_peers_asks_for_few_timer_runs() {
+    let (mut t, k, now) = seeder_with_one_peer(true);
+    assert!(t.poll_timeout(now) <= now + Duration::from_secs(1));
+    t.remove_peer(k);
+    assert!(t.poll_timeout(now) >= now + Duration::from_secs(5));
+}

@@ -8,6 +8,9 @@ use wire::{BlockSpec, Message};
 use super::{Event, PeerError, Torrent};
 use crate::peer::PeerKey;
 
+/// How long a torrent with no peers waits between timer runs.
+const IDLE_TICK: Duration = Duration::from_secs(5);
+
 impl Torrent {
     /// Timers: choking rounds, keep-alives, idle peers, snubbed peers, PEX messages due.
     pub fn handle_timeout(&mut self, now: Instant) {
@@ -70,6 +73,10 @@ impl Torrent {
 
     /// When `handle_timeout` should next run.
     pub fn poll_timeout(&self, now: Instant) -> Instant {
+        if self.peers.is_empty() {
+            // Nothing to time out; an idle torrent (a seed among thousands) sleeps long.
+            return now + IDLE_TICK;
+        }
         self.choker.poll_timeout().min(now + Duration::from_secs(1))
     }
 }
