@@ -59,8 +59,12 @@ where
     F: FnOnce(tokio_util::sync::CancellationToken) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<ExitCode>>,
 {
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // Disk reads, hashing and writes run on the blocking pool: a few threads per core keep
+        // every core busy, and fewer threads mean fewer malloc arenas holding freed buffers.
+        .max_blocking_threads((4 * cores).max(8))
         .build()
         .map_err(|e| anyhow::anyhow!("cannot start the async runtime: {e}"))?;
     rt.block_on(async {
