@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use crate::bins;
 use crate::process::{Proc, Stream};
@@ -157,6 +157,29 @@ pub fn wait_for_pieces(
         proc.name(),
         proc.describe()
     )
+}
+
+/// Runs `leecher` (at most `timeout`) to its end and checks it failed with one `error:` line containing every
+/// one of `needles`; returns the line.
+pub fn fails_with(mut leecher: Proc, needles: &[&str], timeout: Duration) -> Result<String> {
+    let status = leecher.wait(timeout)?;
+    let stderr = leecher.output(Stream::Stderr);
+    ensure!(!status.success(), "exit {status}\n{}", leecher.describe());
+    ensure!(!stderr.contains("panicked"), "{}", leecher.describe());
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
+    ensure!(
+        errors.len() == 1,
+        "want one error line\n{}",
+        leecher.describe()
+    );
+    let line = errors[0];
+    for n in needles {
+        ensure!(line.contains(n), "the error does not mention {n:?}: {line}");
+    }
+    Ok(line.to_owned())
 }
 
 #[cfg(test)]

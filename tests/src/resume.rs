@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, ensure};
 use metainfo::{Bitfield, Metainfo};
-use storage::{FileSpec, Layout, ResumeData};
+use storage::{Layout, ResumeData};
 
 use crate::client::{bytes_received, pieces_already_on_disk};
 
@@ -17,22 +17,7 @@ pub fn resume_file(out: &Path, meta: &Metainfo) -> PathBuf {
 
 /// The storage layout of `meta` (as the client builds it).
 pub fn layout(meta: &Metainfo) -> Result<Layout> {
-    let info = &meta.info;
-    let files = info
-        .files()
-        .iter()
-        .map(|f| FileSpec {
-            path: f.path.clone(),
-            length: f.length,
-            pad: f.pad,
-        })
-        .collect();
-    Layout::new(
-        u64::from(info.piece_length()),
-        files,
-        info.pieces().to_vec(),
-    )
-    .map_err(|e| anyhow!("layout: {e}"))
+    Layout::from_info(&meta.info).map_err(|e| anyhow!("layout: {e}"))
 }
 
 /// The pieces the resume file at `path` claims, if it is there and valid for `meta`.

@@ -10,36 +10,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
+use tests::client::fails_with;
 use tests::mount::Tmpfs;
-use tests::process::{Proc, Stream};
+use tests::process::Proc;
 use tests::resume::{claimed_pieces, claimed_pieces_are_on_disk, resume_file};
 use tests::seeded::{SeedSpec, Seeded};
 
 /// A bound: a full disk stops the download in a second or two.
 const TIMEOUT: Duration = Duration::from_secs(40);
-
-/// Runs the leecher to its end and checks it failed with one `error:` line containing every
-/// one of `needles`; returns the line.
-fn fails_with(mut leecher: Proc, needles: &[&str]) -> Result<String> {
-    let status = leecher.wait(TIMEOUT)?;
-    let stderr = leecher.output(Stream::Stderr);
-    ensure!(!status.success(), "exit {status}\n{}", leecher.describe());
-    ensure!(!stderr.contains("panicked"), "{}", leecher.describe());
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    ensure!(
-        errors.len() == 1,
-        "want one error line\n{}",
-        leecher.describe()
-    );
-    let line = errors[0];
-    for n in needles {
-        ensure!(line.contains(n), "the error does not mention {n:?}: {line}");
-    }
-    Ok(line.to_owned())
-}
 
 fn skip(test: &str, why: &str) {
     eprintln!("SKIP: {test}: {why}");
@@ -61,7 +39,7 @@ fn a_full_disk_stops_the_download_with_a_clear_error() -> Result<()> {
     };
     let out = disk.path().to_path_buf();
     let leecher = Proc::spawn(s.fetch_command(&out)?, "leecher", &s.logs)?;
-    let line = fails_with(leecher, &["No space left on device", "big.bin"])?;
+    let line = fails_with(leecher, &["No space left on device", "big.bin"], TIMEOUT)?;
     eprintln!("full disk: {line}");
 
     let got = s.fetched(&out);
@@ -93,7 +71,7 @@ fn a_read_only_output_directory_is_a_clear_error() -> Result<()> {
     };
     let out = ro.path().join("downloads");
     let leecher = Proc::spawn(s.fetch_command(&out)?, "leecher", &s.logs)?;
-    let line = fails_with(leecher, &["Read-only file system"])?;
+    let line = fails_with(leecher, &["Read-only file system"], TIMEOUT)?;
     eprintln!("read-only: {line}");
     ensure!(
         mentions_path(&line, &out) || mentions_path(&line, ro.path()),

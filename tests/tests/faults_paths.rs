@@ -7,32 +7,14 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Result, ensure};
-use tests::client::{fetch_command, seed_command, start_seeder};
+use tests::client::{fails_with, fetch_command, seed_command, start_seeder};
 use tests::files::{pseudo_random_bytes, write_tree};
-use tests::process::{Proc, Stream};
+use tests::process::Proc;
 use tests::seeded::{ANNOUNCE_TIMEOUT, START_TIMEOUT, SeedSpec, Seeded};
 use tests::tracker::LocalTracker;
 
 /// A bound: each case fails at once, or after its first piece.
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-/// Runs `leecher` to its end and checks it failed with one `error:` line containing `needle`.
-fn fails_with(mut leecher: Proc, needle: &str) -> Result<String> {
-    let status = leecher.wait(TIMEOUT)?;
-    let stderr = leecher.output(Stream::Stderr);
-    ensure!(!status.success(), "exit {status}\n{}", leecher.describe());
-    ensure!(!stderr.contains("panicked"), "{}", leecher.describe());
-    let errors: Vec<&str> = stderr
-        .lines()
-        .filter(|l| l.starts_with("error: "))
-        .collect();
-    ensure!(
-        errors.len() == 1 && errors[0].contains(needle),
-        "want one error line mentioning {needle:?}\n{}",
-        leecher.describe()
-    );
-    Ok(errors[0].to_owned())
-}
 
 /// A file outside every output directory, with known bytes, to check it is never touched.
 fn bait(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>)> {
@@ -52,7 +34,8 @@ fn a_symlink_in_place_of_the_file_is_refused() -> Result<()> {
     std::os::unix::fs::symlink(&target, out.join("victim.bin"))?;
     let line = fails_with(
         Proc::spawn(s.fetch_command(&out)?, "leecher", &s.logs)?,
-        "victim.bin",
+        &["victim.bin"],
+        TIMEOUT,
     )?;
     eprintln!("planted file symlink: {line}");
     ensure!(
@@ -82,7 +65,8 @@ fn a_symlink_in_place_of_the_top_directory_is_refused() -> Result<()> {
     std::os::unix::fs::symlink(&elsewhere, out.join("album"))?;
     let line = fails_with(
         Proc::spawn(fetch_command(&torrent, &out)?, "leecher", &logs)?,
-        "album",
+        &["album"],
+        TIMEOUT,
     )?;
     eprintln!("planted directory symlink: {line}");
     let written: Vec<_> = std::fs::read_dir(&elsewhere)?.collect();
@@ -174,7 +158,8 @@ fn torrents_with_paths_out_of_the_directory_are_refused() -> Result<()> {
         std::fs::write(&torrent, &bytes)?;
         let line = fails_with(
             Proc::spawn(fetch_command(&torrent, &out)?, label, &logs)?,
-            &format!("{label}.torrent"),
+            &[&format!("{label}.torrent")],
+            TIMEOUT,
         )?;
         eprintln!("{label}: {line}");
         let mut left: Vec<String> = std::fs::read_dir(&work)?
