@@ -15,7 +15,13 @@ LOAD_PEER="$ROOT/bench/load_peer.py"
 
 # Builds the release binaries (swarm, swarm-tracker, the ceiling example) unless NO_BUILD=1.
 build_release() {
-    [[ ${NO_BUILD:-0} == 1 ]] && return 0
+    if [[ ${NO_BUILD:-0} == 1 ]]; then
+        local bin
+        for bin in "$SWARM" "$TRACKER" "$CEILING"; do
+            [[ -x $bin ]] || { echo "NO_BUILD=1 but $bin is missing; build it or drop NO_BUILD" >&2; exit 1; }
+        done
+        return 0
+    fi
     echo "building release binaries..." >&2
     (cd "$ROOT" && cargo build --release --quiet -p client -p tracker --bin swarm \
         --bin swarm-tracker && cargo build --release --quiet -p tests --example ceiling)
