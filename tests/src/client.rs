@@ -182,6 +182,28 @@ pub fn fails_with(mut leecher: Proc, needles: &[&str], timeout: Duration) -> Res
     Ok(line.to_owned())
 }
 
+/// Sends `signal` (SIGINT or SIGTERM) to a running `swarm fetch` and checks it stopped the way
+/// an interrupted download should: exit code 130, no panic.
+pub fn interrupt(
+    proc: &mut Proc,
+    signal: nix::sys::signal::Signal,
+    timeout: Duration,
+) -> Result<()> {
+    proc.signal(signal)?;
+    let status = proc.wait(timeout)?;
+    ensure!(
+        status.code() == Some(130),
+        "exit {status}, want 130\n{}",
+        proc.describe()
+    );
+    ensure!(
+        !proc.output(Stream::Stderr).contains("panicked"),
+        "{}",
+        proc.describe()
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

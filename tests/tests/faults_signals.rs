@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, ensure};
 use nix::sys::signal::Signal;
-use tests::client::wait_for_pieces;
+use tests::client::{interrupt, wait_for_pieces};
 use tests::files::assert_same_bytes;
 use tests::process::{Proc, Stream};
 use tests::resume::{
@@ -32,15 +32,7 @@ fn sigterm_exits_130_keeps_resume_data_and_a_rerun_fetches_only_the_rest() -> Re
     cmd.args(["--download-limit", SLOW]);
     let mut first = Proc::spawn(cmd, "leecher-1", &s.logs)?;
     wait_for_pieces(&mut first, &s.data, &got, s.piece_len(), 6, TIMEOUT)?;
-    first.signal(Signal::SIGTERM)?;
-    let status = first.wait(TIMEOUT)?;
-    ensure!(
-        status.code() == Some(130),
-        "exit {status}, want 130\n{}",
-        first.describe()
-    );
-    let stderr = first.output(Stream::Stderr);
-    ensure!(!stderr.contains("panicked"), "{}", first.describe());
+    interrupt(&mut first, Signal::SIGTERM, TIMEOUT)?;
     let stdout = first.output(Stream::Stdout);
     ensure!(
         stdout.contains("interrupted; "),

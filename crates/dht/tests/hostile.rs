@@ -147,6 +147,16 @@ impl Bed {
     }
 
     /// Everything the node sends, decoded (what we send must always decode and fit a packet).
+    /// Bootstraps from `boot` and returns the transaction id of the query sent to it.
+    fn bootstrap_tid(&mut self, boot: SocketAddr) -> Vec<u8> {
+        self.node.bootstrap(&[boot], self.now);
+        self.sent()
+            .into_iter()
+            .find(|(to, _)| *to == boot)
+            .map(|(_, m)| m.tid)
+            .expect("a bootstrap query")
+    }
+
     fn sent(&mut self) -> Vec<(SocketAddr, Message)> {
         let mut out = Vec::new();
         while let Some((to, bytes)) = self.node.poll_transmit() {
@@ -299,13 +309,7 @@ fn wrong_types_in_every_field() {
     // Responses: a node we asked answers with wrong types first; those are dropped and the
     // transaction stays open for the real answer.
     let boot = addr(50);
-    bed.node.bootstrap(&[boot], bed.now);
-    let sent = bed.sent();
-    let (_, q) = sent
-        .iter()
-        .find(|(to, _)| *to == boot)
-        .expect("bootstrap query");
-    let tid = q.tid.clone();
+    let tid = bed.bootstrap_tid(boot);
     let good = response(&tid, [0x22; 20], vec![]);
     let full = response(
         &tid,
@@ -417,12 +421,7 @@ fn ids_of_the_wrong_length_are_refused() {
     // A response with a bad id or a `nodes` string that is not whole 26-byte records is
     // dropped; the real answer after it is taken.
     let boot = addr(60);
-    bed.node.bootstrap(&[boot], bed.now);
-    let tid = bed
-        .sent()
-        .first()
-        .map(|(_, m)| m.tid.clone())
-        .expect("a query");
+    let tid = bed.bootstrap_tid(boot);
     for bad in [
         response(&tid, [0x22; 20], vec![]).with(&["r", "id"], s([0x22; 19])),
         response(&tid, [0x22; 20], vec![("nodes", s([1; 25]))]),
@@ -463,12 +462,7 @@ fn replies_to_transactions_never_sent_are_ignored() {
     // A real transaction answered first by a spoofer (right tid, other address): ignored; the
     // real node's answer still counts.
     let boot = addr(5000);
-    bed.node.bootstrap(&[boot], bed.now);
-    let tid = bed
-        .sent()
-        .first()
-        .map(|(_, m)| m.tid.clone())
-        .expect("a query");
+    let tid = bed.bootstrap_tid(boot);
     let answer = response(&tid, [0x22; 20], vec![]);
     assert!(bed.ask(addr(5001), &answer.bytes()).is_none());
     assert_eq!(bed.node.routing_nodes(), 0);
@@ -477,13 +471,7 @@ fn replies_to_transactions_never_sent_are_ignored() {
     assert_eq!(bed.node.routing_nodes(), 0);
     // That failed the bootstrap's only transaction; a new bootstrap asks again and the real
     // answer counts.
-    bed.node.bootstrap(&[boot], bed.now);
-    let tid = bed
-        .sent()
-        .into_iter()
-        .find(|(to, _)| *to == boot)
-        .map(|(_, m)| m.tid)
-        .expect("a new query");
+    let tid = bed.bootstrap_tid(boot);
     bed.ask(boot, &response(&tid, [0x22; 20], vec![]).bytes());
     assert_eq!(bed.node.routing_nodes(), 1);
     bed.answers_a_real_ping(addr(6000));
