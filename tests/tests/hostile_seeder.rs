@@ -318,11 +318,16 @@ impl Conn {
         match self.frames.next(&mut self.stream)? {
             Frame::Body(b) => Ok(Some(b)),
             Frame::Nothing => Ok(None),
+            // The fake never closes a connection itself: EOF or a reset is the leecher's doing.
             Frame::Closed => {
-                self.seen.closed_by_leecher.fetch_add(1, Ordering::Relaxed);
+                self.closed_by_leecher();
                 bail!("closed by the leecher")
             }
         }
+    }
+
+    fn closed_by_leecher(&self) {
+        self.seen.closed_by_leecher.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Serves the leecher's messages with `on_request` answering each REQUEST, until it closes
@@ -355,6 +360,10 @@ impl Conn {
                 _ => Ok(()),
             };
             if answered.is_err() {
+                // A write failed: the leecher closed (or reset) the connection mid-answer.
+                if !self.stopped() {
+                    self.closed_by_leecher();
+                }
                 return;
             }
         }
