@@ -115,7 +115,7 @@ start_seeder() {
     LOG="$WORK/seed-$kind.log"
     case $kind in
     ours)
-        spawn "$SWARM" seed "$TORRENT" --data "$DATA" --listen "127.0.0.1:$port"
+        spawn "$SWARM" seed "$TORRENT" --data "$DATA" --listen "127.0.0.1:$port" ${SEED_FLAGS:-}
         SEEDER=$SPAWNED
         wait_line "listening on port" 300 "$LOG"
         ;;

@@ -8,7 +8,9 @@
 # Usage: bench/swarm_efficiency.sh [SIZE_MIB] [RUNS]   (defaults: 64 MiB, 3 runs)
 #   N=16             leechers
 #   RATE_KIB=4096    U in KiB/s (default 4 MiB/s: bound 16 s for 64 MiB)
-#   CLIENTS="ours lt aria2"   which clients (each runs the whole swarm alone)
+#   CLIENTS="ours lt aria2"   which clients (each runs the whole swarm alone); also
+#                    ours-plain (our seeder with --no-super-seed) and lt-ss (libtorrent's
+#                    seeder super-seeding), both with leechers of the same client
 #   WORK, OUT, NO_BUILD, KEEP as in one_stream.sh; OUT gets "swarm-CLIENT t_last bound runs..."
 # Needs /usr/bin/python3 with libtorrent (lt) and aria2c (aria2); our swarm-tracker is the
 # tracker for every client.
@@ -50,18 +52,20 @@ ARIA2_FLAGS=(--no-conf=true --interface=127.0.0.1 --disable-ipv6=true --enable-d
 
 # Starts the seeder of client $1; returns once it serves the data.
 start_seeder() {
-    local port
+    local port plain='' super=''
+    [[ $1 == ours-plain ]] && plain=1
+    [[ $1 == lt-ss ]] && super=1
     port=$(free_port)
     LOG="$WORK/seed-$1.log"
     case $1 in
-    ours)
+    ours | ours-plain)
         spawn "$SWARM" seed "$TORRENT" --data "$DATA" --listen "127.0.0.1:$port" \
-            --upload-limit "$RATE"
+            --upload-limit "$RATE" ${plain:+--no-super-seed}
         wait_line "listening on port" 120 "$LOG"
         ;;
-    lt)
+    lt | lt-ss)
         spawn "$PYTHON" "$LT_PEER" seed "$TORRENT" "$WORK/seed" --port "$port" \
-            --timeout 3600 --upload-limit "$RATE"
+            --timeout 3600 --upload-limit "$RATE" ${super:+--super-seed}
         wait_line "^seeding" 120 "$LOG"
         ;;
     aria2)
@@ -77,7 +81,7 @@ start_seeder() {
 # Starts leecher $2 of client $1 (data in $WORK/leech/$2); it marks completion by creating
 # $WORK/leech/$2.done (ours, aria2) or printing "done" in its log (lt), and keeps seeding.
 start_leecher() {
-    local kind=$1 i=$2 dir="$WORK/leech/$2" port hook
+    local kind=${1%%-*} i=$2 dir="$WORK/leech/$2" port hook
     port=$(free_port)
     mkdir -p "$dir"
     LOG="$WORK/leech/$i.log"
@@ -104,7 +108,7 @@ start_leecher() {
 # Is leecher $2 of client $1 complete?
 is_done() {
     case $1 in
-    lt) grep -q '^done ' "$WORK/leech/$2.log" 2>/dev/null ;;
+    lt | lt-ss) grep -q '^done ' "$WORK/leech/$2.log" 2>/dev/null ;;
     *) [[ -e $WORK/leech/$2.done ]] ;;
     esac
 }
@@ -150,6 +154,7 @@ for kind in $CLIENTS; do
     all=$(paste -sd' ' "$results")
     [[ -n ${OUT:-} ]] && echo "swarm-$kind $t $BOUND $all" >>"$OUT"
     awk -v k="$kind" -v t="$t" -v b="$BOUND" -v all="$all" 'BEGIN {
-        n = k == "ours" ? "swarm" : k == "lt" ? "libtorrent" : k
+        n = k == "ours" ? "swarm" : k == "ours-plain" ? "swarm (seed without super-seeding)" \
+            : k == "lt" ? "libtorrent" : k == "lt-ss" ? "libtorrent (seed super-seeding)" : k
         printf "| %s | %.2f | %.2f | %s |\n", n, t, t / b, all }'
 done

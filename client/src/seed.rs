@@ -50,6 +50,11 @@ pub struct SeedArgs {
     /// (default: this machine's outward-facing address).
     #[arg(long, value_name = "HOST")]
     pub announce_host: Option<String>,
+    /// Reveal every piece to every peer at once, as an ordinary seed does, instead of
+    /// super-seeding (BEP 16: each peer is shown a few pieces at a time, so that each piece
+    /// goes out about once and the leechers trade the rest among themselves).
+    #[arg(long)]
+    pub no_super_seed: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -63,7 +68,9 @@ pub async fn run(args: SeedArgs, shutdown: CancellationToken) -> Result<ExitCode
     if args.data.is_some() && args.paths.len() != 1 {
         bail!("--data needs exactly one PATH (the .torrent)");
     }
-    let session = Session::start(args.net.session_config(), shutdown.clone()).await?;
+    let mut config = args.net.session_config();
+    config.engine.super_seed = !args.no_super_seed;
+    let session = Session::start(config, shutdown.clone()).await?;
 
     let mut trackers = args.trackers.clone();
     let needs_tracker = trackers.is_empty() && args.data.is_none() && !args.no_tracker;

@@ -153,19 +153,20 @@ impl TorrentShared {
                     .piece_hash(piece)
                     .is_some_and(|want| Sha1::digest(&data).as_slice() == want);
                 if !ok {
-                    return Ok(PieceOutcome::HashFailed);
+                    return (Ok(PieceOutcome::HashFailed), data);
                 }
-                st.write_piece(piece, &data).map(|()| PieceOutcome::Written)
+                let written = st.write_piece(piece, &data).map(|()| PieceOutcome::Written);
+                (written, data)
             });
-            let outcome = match job.await {
-                Ok(Ok(o)) => o,
-                Ok(Err(e)) => {
+            let (outcome, buf) = match job.await {
+                Ok((Ok(o), buf)) => (o, Some(buf)),
+                Ok((Err(e), buf)) => {
                     me.fail(e.to_string());
-                    PieceOutcome::WriteFailed
+                    (PieceOutcome::WriteFailed, Some(buf))
                 }
                 Err(e) => {
                     me.fail(format!("disk task failed: {e}"));
-                    PieceOutcome::WriteFailed
+                    (PieceOutcome::WriteFailed, None)
                 }
             };
             if outcome == PieceOutcome::HashFailed {
@@ -174,7 +175,12 @@ impl TorrentShared {
                     "piece failed its hash check; fetching it again"
                 );
             }
-            me.with_engine(|e, now| e.piece_written(piece, outcome, now));
+            me.with_engine(|e, now| {
+                e.piece_written(piece, outcome, now);
+                if let Some(buf) = buf {
+                    e.recycle(buf);
+                }
+            });
         });
     }
 

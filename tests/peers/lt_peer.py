@@ -72,6 +72,7 @@ def parse_args(argv):
         peer.add_argument("--dht-bootstrap", action="append", default=[], metavar="IP:PORT")
         peer.add_argument("--verbose", action="store_true")
         peer.add_argument("--upload-limit", type=int, default=0, metavar="BYTES_PER_S")
+        peer.add_argument("--super-seed", action="store_true", help="super-seed (BEP 16)")
     return parser.parse_args(argv)
 
 
@@ -198,6 +199,8 @@ def run_peer(args):
         limit_upload(session, args.upload_limit)
     params = torrent_params(args.torrent)
     params.save_path = args.dir
+    if args.super_seed:
+        params.flags |= lt.torrent_flags.super_seeding
     handle = session.add_torrent(params)
     direct = [parse_endpoint(peer) for peer in args.connect]
 

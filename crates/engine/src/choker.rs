@@ -5,8 +5,10 @@
 //! - Every [`ChokerConfig::interval`] (10 s) a *regular round* gives the
 //!   [`ChokerConfig::regular_slots`] (4) regular slots to the interested, non-snubbed peers that
 //!   sent us the most payload since the previous round (the window is the round interval). When
-//!   seeding they are ranked by the payload *we sent them* in that window instead (our upload
-//!   rate to them). Ties keep the peers already unchoked, then the lower key.
+//!   seeding it is round robin instead, as libtorrent's default for seeds: the peers *we sent*
+//!   the least in that window come first, so every interested peer gets its turn. Ties keep the
+//!   peers already unchoked, then the lower key. A super-seed also hands a slot on after each
+//!   piece it gives out ([`Choker::rotate`]).
 //! - Every [`ChokerConfig::optimistic_interval`] (30 s) the optimistic slot(s) move to a random
 //!   choked interested peer; peers connected within [`ChokerConfig::new_peer_window`] are
 //!   [`ChokerConfig::new_peer_weight`] (3) times as likely to be picked. An optimistic peer that
@@ -224,6 +226,24 @@ impl<K: Copy + Eq + Hash + Ord + Debug> Choker<K> {
         self.seeding = seeding;
     }
 
+    /// Hands `k`'s regular slot to the best choked candidate, if there is one (a super-seed
+    /// moves on to the next waiting peer after each piece). `k` is choked only if somebody
+    /// takes its place.
+    pub fn rotate(&mut self, k: K) {
+        if self.peers.get(&k).is_none_or(|p| p.slot != Slot::Regular) {
+            return;
+        }
+        let Some(&next) = self
+            .ranked(|p| p.slot == Slot::None)
+            .iter()
+            .find(|&&c| c != k)
+        else {
+            return;
+        };
+        self.set_slot(k, Slot::None);
+        self.set_slot(next, Slot::Regular);
+    }
+
     /// Runs whatever is due at `now`: snub checks, the regular round, the optimistic rotation,
     /// and refilling vacated slots.
     pub fn handle_timeout(&mut self, now: Instant, rng: &mut impl Rng) {
@@ -357,7 +377,12 @@ impl<K: Copy + Eq + Hash + Ord + Debug> Choker<K> {
 
     /// The payload count a peer is ranked by.
     fn score(&self, p: &PeerState) -> u64 {
-        if self.seeding { p.sent } else { p.received }
+        if self.seeding {
+            // Round robin: the peers we sent the least this round go first.
+            u64::MAX - p.sent
+        } else {
+            p.received
+        }
     }
 
     /// Interested, non-snubbed peers in rank order: score, then already-regular, then key.
@@ -774,7 +799,7 @@ mod tests {
     }
 
     #[test]
-    fn seeding_ranks_by_what_we_upload() {
+    fn seeding_is_round_robin_by_what_we_upload() {
         let t0 = Instant::now();
         let mut rng = StdRng::seed_from_u64(7);
         let config = ChokerConfig {
@@ -784,18 +809,39 @@ mod tests {
         let mut c = swarm(config, 6, t0);
         c.set_seeding(true);
         for k in 1..=6 {
-            // They send us the reverse of what we send them; seeding looks at our side only.
-            c.on_received(k, u64::from(k) * 1_000, t0 + secs(5));
+            // What they send us is ignored when seeding; the least served go first.
+            c.on_received(k, u64::from(7 - k) * 1_000, t0 + secs(5));
             c.on_sent(k, u64::from(7 - k) * 1_000);
         }
         c.handle_timeout(t0 + secs(10), &mut rng);
-        assert_eq!(unchoked(&c), vec![1, 2, 3, 4]);
+        assert_eq!(unchoked(&c), vec![3, 4, 5, 6]);
         c.set_seeding(false);
         for k in 1..=6 {
-            c.on_received(k, u64::from(k) * 1_000, t0 + secs(15));
-            c.on_sent(k, u64::from(7 - k) * 1_000);
+            c.on_received(k, u64::from(7 - k) * 1_000, t0 + secs(15));
+            c.on_sent(k, u64::from(k) * 1_000);
         }
         c.handle_timeout(t0 + secs(20), &mut rng);
-        assert_eq!(unchoked(&c), vec![3, 4, 5, 6]);
+        assert_eq!(unchoked(&c), vec![1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn rotate_hands_the_slot_to_a_waiting_peer_only_if_there_is_one() {
+        let t0 = Instant::now();
+        let config = ChokerConfig {
+            regular_slots: 1,
+            optimistic_slots: 0,
+            ..ChokerConfig::default()
+        };
+        let mut c = swarm(config, 1, t0);
+        c.set_seeding(true);
+        assert_eq!(unchoked(&c), vec![1]);
+        c.rotate(1);
+        assert_eq!(unchoked(&c), vec![1], "nobody waits: the slot stays");
+        c.add_peer(2, t0);
+        c.set_peer_interested(2, true, t0);
+        c.on_sent(1, 1_000);
+        c.rotate(1);
+        assert_eq!(unchoked(&c), vec![2]);
+        assert!(!c.is_unchoked(1));
     }
 }

@@ -1,5 +1,6 @@
 //! Per-torrent sans-IO state machine: piece picker, choker, request pipeline, and the peer
-//! extensions a torrent speaks (serving metadata, peer exchange, PORT for the DHT).
+//! extensions a torrent speaks (serving metadata, peer exchange, PORT for the DHT), and
+//! super-seeding (BEP 16) for an initial seeder.
 //!
 //! Everything here is pure: time arrives as `std::time::Instant` arguments and randomness as a
 //! `&mut impl rand::Rng`. The crate opens no sockets, reads no clock and touches no files; the
@@ -18,4 +19,4 @@ pub mod rate;
 pub mod torrent;
 
 pub use peer::{PeerKey, Upload};
-pub use torrent::{Config, Event, PeerError, PieceOutcome, Stats, Torrent};
+pub use torrent::{Config, Event, PeerError, PieceOutcome, SUPER_SEED_MIN_WINDOW, Stats, Torrent};

@@ -149,6 +149,9 @@ impl Sim {
                             PieceOutcome::HashFailed
                         };
                         self.nodes[a].t.piece_written(piece, outcome, self.now);
+                        // Buffers go back for reuse, as the client does: the next pieces are
+                        // assembled in buffers that still hold older bytes.
+                        self.nodes[a].t.recycle(data);
                         moved = true;
                     }
                     Event::Completed => self.nodes[a].completed = true,
@@ -828,4 +831,129 @@ fn a_torrent_without_peers_asks_for_few_timer_runs() {
     assert!(t.poll_timeout(now) <= now + Duration::from_secs(1));
     t.remove_peer(k);
     assert!(t.poll_timeout(now) >= now + Duration::from_secs(5));
+}
+
+fn super_seed_config() -> Config {
+    Config {
+        super_seed: true,
+        ..Config::default()
+    }
+}
+
+#[test]
+fn super_seed_shows_a_fast_peer_nothing_then_a_few_pieces_and_serves_only_those() {
+    let (mut t, k, now) = torrent_with_one_peer(true, true, super_seed_config());
+    assert!(t.is_super_seeding());
+    let msgs = sent_to(&mut t, k, now);
+    assert!(
+        msgs.contains(&Message::HaveNone),
+        "no HAVE NONE in {msgs:?}"
+    );
+    assert!(
+        !msgs
+            .iter()
+            .any(|m| matches!(m, Message::HaveAll | Message::Bitfield(_))),
+        "claimed pieces wholesale: {msgs:?}"
+    );
+    let shown: Vec<u32> = msgs
+        .iter()
+        .filter_map(|m| match m {
+            Message::Have(i) => Some(*i),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(shown.len(), engine::SUPER_SEED_MIN_WINDOW, "{msgs:?}");
+    t.handle_message(k, Message::HaveNone, now).unwrap();
+    t.handle_message(k, Message::Interested, now).unwrap();
+    sent_to(&mut t, k, now);
+    // A piece it was not shown is one we "do not have": rejected, not served.
+    let hidden = (0..t.geometry().piece_count())
+        .find(|i| !shown.contains(i))
+        .unwrap();
+    let spec = |piece| BlockSpec {
+        piece,
+        begin: 0,
+        len: 16_384,
+    };
+    t.handle_message(k, Message::Request(spec(hidden)), now)
+        .unwrap();
+    assert!(t.next_upload(k).is_none());
+    assert!(sent_to(&mut t, k, now).contains(&Message::Reject(spec(hidden))));
+    t.handle_message(k, Message::Request(spec(shown[0])), now)
+        .unwrap();
+    assert!(t.next_upload(k).is_some_and(|u| u.piece.get() == shown[0]));
+}
+
+#[test]
+fn ordinary_seed_shows_everything_at_once() {
+    let (mut t, k, now) = seeder_with_one_peer(true);
+    assert!(!t.is_super_seeding());
+    assert!(sent_to(&mut t, k, now).contains(&Message::HaveAll));
+}
+
+#[test]
+fn super_seed_completes_a_lone_leecher_with_and_without_fast() {
+    for fast in [true, false] {
+        let mut sim = Sim::new(geometry(), &[true, false], super_seed_config());
+        sim.connect(0, 1, fast);
+        sim.run(Duration::from_secs(1), 120);
+        assert!(
+            sim.nodes[1].completed,
+            "fast {fast}: leecher did not complete"
+        );
+        assert_eq!(sim.nodes[1].disk, sim.truth, "fast {fast}");
+        // Nobody else to pass pieces to: each went out once.
+        assert_eq!(sim.nodes[0].t.stats().uploaded, sim.g.total_len());
+    }
+}
+
+/// One seed (uplink of one block per link per step) and `leechers` leechers (two blocks per
+/// link per step), all connected, run on a clock that moves 50 ms a step. Returns the bytes
+/// the seed uploaded.
+fn capped_swarm(config: Config, leechers: usize) -> (Sim, u64) {
+    let g = Geometry::new(120 * 32_768, 32_768).unwrap();
+    let mut seeds = vec![true];
+    seeds.extend(std::iter::repeat_n(false, leechers));
+    let mut sim = Sim::new(g, &seeds, config);
+    sim.nodes[0].upload_cap = 1;
+    for n in &mut sim.nodes[1..] {
+        n.upload_cap = 2;
+    }
+    for a in 0..=leechers {
+        for b in a + 1..=leechers {
+            sim.connect(a, b, true);
+        }
+    }
+    for _ in 0..20_000 {
+        if sim.nodes.iter().all(|n| n.completed) {
+            break;
+        }
+        sim.step();
+        sim.now += Duration::from_millis(50);
+        for n in &mut sim.nodes {
+            n.t.handle_timeout(sim.now);
+        }
+    }
+    for (i, n) in sim.nodes.iter().enumerate() {
+        assert!(n.completed, "node {i} did not complete");
+        assert_eq!(n.disk, sim.truth, "node {i} has wrong bytes");
+    }
+    let up = sim.nodes[0].t.stats().uploaded;
+    (sim, up)
+}
+
+#[test]
+fn super_seed_hands_out_each_piece_about_once() {
+    let (sim, super_up) = capped_swarm(super_seed_config(), 8);
+    let total = sim.g.total_len();
+    assert!(
+        super_up <= total + total / 5,
+        "super-seed uploaded {super_up} for {total}"
+    );
+    // The same swarm with an ordinary seed: the seed gives out many pieces more than once.
+    let (_, plain_up) = capped_swarm(Config::default(), 8);
+    assert!(
+        plain_up > super_up + total / 5,
+        "ordinary seed uploaded {plain_up}, super-seed {super_up}"
+    );
 }

@@ -67,9 +67,16 @@ impl Torrent {
 
     pub(super) fn store_block(&mut self, b: BlockRef, data: &[u8], from: IpAddr) {
         let plen = self.geometry.piece_len(b.piece()) as usize;
-        let buf = self.pieces.entry(b.piece()).or_insert_with(|| PieceBuf {
-            data: vec![0; plen],
-            contributors: Vec::new(),
+        let spare = &mut self.spare;
+        let buf = self.pieces.entry(b.piece()).or_insert_with(|| {
+            // A recycled buffer keeps its old bytes: every one of them is overwritten before the
+            // piece is complete (it is hashed only once all its blocks are in).
+            let mut data = spare.pop().unwrap_or_default();
+            data.resize(plen, 0);
+            PieceBuf {
+                data,
+                contributors: Vec::new(),
+            }
         });
         let start = b.begin() as usize;
         if let Some(dst) = buf.data.get_mut(start..start + data.len()) {
@@ -98,6 +105,16 @@ impl Torrent {
         for k in woken {
             self.picker.request_dropped(b);
             self.wake(k);
+        }
+    }
+
+    /// Gives back the buffer of a piece handed out by `PieceReady`, once the shell is done with
+    /// it, for the next piece to reuse (no allocation, no zeroing); at most
+    /// [`SPARE_BUFFERS`](super::SPARE_BUFFERS) are kept.
+    pub fn recycle(&mut self, buf: Vec<u8>) {
+        let nominal = self.geometry.nominal_piece_len() as usize;
+        if self.spare.len() < super::SPARE_BUFFERS && buf.capacity() >= nominal {
+            self.spare.push(buf);
         }
     }
 

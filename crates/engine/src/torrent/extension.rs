@@ -32,7 +32,7 @@ impl Torrent {
             reqq: Some(self.config.reqq),
             p: self.config.listen_port,
             metadata_size: self.metadata_size(),
-            upload_only: self.is_complete().then_some(true),
+            upload_only: (self.is_complete() && self.super_seed.is_none()).then_some(true),
             ..ExtendedHandshake::default()
         }
     }

@@ -7,7 +7,8 @@
 //! peers heard of by peer exchange, ping a peer's DHT node.
 //!
 //! Extensions: BEP 10 handshake and message routing (extension.rs), serving metadata (BEP 9,
-//! metadata.rs), peer exchange (BEP 11, pex.rs), PORT (BEP 5).
+//! metadata.rs), peer exchange (BEP 11, pex.rs), PORT (BEP 5); super-seeding (BEP 16,
+//! superseed.rs).
 
 mod download;
 #[cfg(test)]
@@ -15,12 +16,14 @@ mod duplicate_tests;
 mod extension;
 mod metadata;
 mod pex;
+mod superseed;
 mod timers;
 mod upload;
 
 pub use extension::MAX_DHT_PORTS;
 pub use metadata::MAX_METADATA_REQUESTS;
 pub use pex::{MAX_PEX_EARLY, MAX_PEX_TOLD, PEX_FIRST_DELAY, PEX_INTERVAL, PEX_MIN_GAP};
+pub use superseed::MIN_WINDOW as SUPER_SEED_MIN_WINDOW;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -74,6 +77,9 @@ pub struct Config {
     pub private: bool,
     /// Our DHT node's UDP port: sent in a PORT message to peers that set the DHT bit.
     pub dht_port: Option<u16>,
+    /// Super-seed (BEP 16) when the torrent is complete from the start: reveal pieces to each
+    /// peer a few at a time so that each goes out about once (see `superseed.rs`).
+    pub super_seed: bool,
 }
 
 impl Default for Config {
@@ -95,6 +101,7 @@ impl Default for Config {
             peer_id: None,
             private: false,
             dht_port: None,
+            super_seed: false,
         }
     }
 }
@@ -193,6 +200,8 @@ struct PieceBuf {
 }
 
 const MAX_TRACKED_IPS: usize = 65_536;
+/// Piece buffers kept for reuse after the shell gives them back ([`Torrent::recycle`]).
+pub const SPARE_BUFFERS: usize = 8;
 
 /// One torrent's protocol state. See the module docs.
 pub struct Torrent {
@@ -214,6 +223,10 @@ pub struct Torrent {
     completed_sent: bool,
     /// The raw bencoded info dictionary, served to peers over `ut_metadata` (BEP 9).
     metadata: Option<Bytes>,
+    /// Super-seeding state, when on.
+    super_seed: Option<superseed::SuperSeed>,
+    /// Piece buffers given back by the shell, reused for new pieces.
+    spare: Vec<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Torrent {
@@ -255,6 +268,9 @@ impl Torrent {
             scratch: Vec::new(),
             completed_sent: complete,
             metadata: None,
+            super_seed: (config.super_seed && complete && geometry.piece_count() > 0)
+                .then(|| superseed::SuperSeed::new(geometry)),
+            spare: Vec::new(),
             config,
         }
     }
@@ -376,7 +392,12 @@ impl Torrent {
         peer.dht = reserved.dht();
         peer.outgoing = outgoing;
         let have = self.picker.have();
-        if peer.fast && have.is_full() {
+        if self.super_seed.is_some() {
+            // BEP 16: we claim nothing; pieces are revealed by HAVE below.
+            if peer.fast {
+                peer.send(&Message::HaveNone);
+            }
+        } else if peer.fast && have.is_full() {
             peer.send(&Message::HaveAll);
         } else if peer.fast && have.is_none() {
             peer.send(&Message::HaveNone);
@@ -396,6 +417,10 @@ impl Torrent {
         self.peers.insert(key, peer);
         self.picker.set_max_partial((2 * self.peers.len()).max(16));
         self.choker.add_peer(key, now);
+        if let Some(ss) = &mut self.super_seed {
+            ss.add_peer(key, now);
+            self.reveal(key, now);
+        }
         self.wake(key);
         tracing::debug!(peer = %addr, key = key.0, outgoing, "peer added");
         Ok(key)
@@ -412,6 +437,9 @@ impl Torrent {
         self.picker.peer_gone(&peer.bitfield);
         self.picker.set_max_partial((2 * self.peers.len()).max(16));
         self.choker.remove_peer(key);
+        if let Some(ss) = &mut self.super_seed {
+            ss.remove_peer(key);
+        }
         self.apply_choker();
         if !peer.outstanding.is_empty() {
             self.refill_all();
@@ -522,6 +550,7 @@ impl Torrent {
                     self.update_interest(key, now);
                     self.fill_requests(key, now);
                     self.check_both_seeds(key);
+                    self.super_seed_spread(key, &[p], now);
                 }
                 Ok(())
             }
@@ -588,7 +617,16 @@ impl Torrent {
         let have = self.picker.have();
         peer.interesting = bf.iter_ones().filter(|&i| !have.get(i)).count() as u32;
         self.picker.peer_bitfield(&bf);
-        peer.bitfield = bf;
+        if self.super_seed.is_some() {
+            let pieces: Vec<PieceIndex> = bf
+                .iter_ones()
+                .filter_map(|i| self.geometry.piece(i))
+                .collect();
+            peer.bitfield = bf;
+            self.super_seed_spread(key, &pieces, now);
+        } else {
+            peer.bitfield = bf;
+        }
         self.update_interest(key, now);
         self.check_both_seeds(key);
         Ok(())
@@ -599,23 +637,24 @@ impl Torrent {
     /// HAVEs (and HAVE ALL once it completes); libtorrent accepts them too.
     fn add_pieces(&mut self, key: PeerKey, bf: &Bitfield, now: Instant) -> Result<(), PeerError> {
         let peer = self.peers.get_mut(&key).ok_or(PeerError::Unknown)?;
-        let mut added = false;
+        let mut added = Vec::new();
         for i in bf.iter_ones() {
             let Some(p) = self.geometry.piece(i) else {
                 continue;
             };
             if peer.bitfield.set(p) {
-                added = true;
+                added.push(p);
                 self.picker.peer_have(p);
                 if !self.picker.have().has(p) {
                     peer.interesting += 1;
                 }
             }
         }
-        if added {
+        if !added.is_empty() {
             self.update_interest(key, now);
             self.fill_requests(key, now);
             self.check_both_seeds(key);
+            self.super_seed_spread(key, &added, now);
         }
         Ok(())
     }

@@ -28,7 +28,7 @@ impl Torrent {
         if len > BLOCK_SIZE {
             return self.refuse_request(key, spec, "REQUEST over 16 KiB");
         }
-        if !self.picker.have().has(piece) {
+        if !self.picker.have().has(piece) || self.hidden_from(key, piece) {
             return self.refuse_request(key, spec, "REQUEST for a piece we do not have");
         }
         let peer = self.peers.get_mut(&key).ok_or(PeerError::Unknown)?;
@@ -124,7 +124,11 @@ impl Torrent {
             p.incoming.clear();
             return None;
         }
-        p.incoming.pop_front()
+        let u = p.incoming.pop_front()?;
+        if let Some(ss) = &mut self.super_seed {
+            ss.block_sent(key, u.piece);
+        }
+        Some(u)
     }
 
     /// `bytes` of payload were sent to `key`.
@@ -135,5 +139,6 @@ impl Torrent {
             p.uploaded += bytes;
             p.last_sent = now;
         }
+        self.super_seed_uploaded(key, bytes, now);
     }
 }

@@ -1,0 +1,441 @@
+//! Super-seeding (BEP 16): an initial seeder hands out each piece once and lets the leechers
+//! trade it among themselves.
+//!
+//! A super-seeding torrent tells a new peer it has nothing (HAVE NONE, or no bitfield), then
+//! reveals pieces one HAVE at a time. Each peer has a *window* of revealed pieces. A piece leaves
+//! the peer's window (and a new one is revealed in its place) when
+//! - another peer is seen to have it (it spread: the point of the exercise), or
+//! - we sent the peer all of it and no other connected peer lacks it (there is nobody to spread
+//!   it to, e.g. a lone leecher), or
+//! - we sent the peer all of it [`SPREAD_TIMEOUT`] ago and it still has not spread (a peer that
+//!   does not upload is served, only more slowly).
+//!
+//! "We sent all of it" is counted from the blocks we upload, not from the peer's HAVE: a client
+//! need not send HAVE for a piece it believes we have, and ours does not.
+//!
+//! The window is [`MIN_WINDOW`] pieces, or more when our upload to the peer is fast: as many
+//! pieces as [`WINDOW_TIME`] of its measured rate, up to [`MAX_WINDOW`]. A lone fast leecher
+//! therefore sees the pieces revealed well ahead of its requests and is not slowed down, while a
+//! seeder whose upload is shared by many leechers reveals two at a time to each.
+//!
+//! Which piece: the next one in a random order that nobody has had yet; once each piece has been
+//! handed out, the one the fewest peers have or are being given (ties: handed out fewest times),
+//! from a bounded scan starting at a random place.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use metainfo::{Bitfield, Geometry, PieceIndex};
+use rand::Rng;
+use rand::seq::SliceRandom;
+
+use crate::peer::PeerKey;
+use crate::rate::Rate;
+
+/// Pieces revealed to a peer and not yet released, at least.
+pub const MIN_WINDOW: usize = 2;
+/// Pieces revealed to a peer and not yet released, at most.
+pub const MAX_WINDOW: usize = 1024;
+/// The window covers this much of our upload rate to the peer.
+pub const WINDOW_TIME: Duration = Duration::from_secs(1);
+/// A piece we sent that has not spread after this long leaves the window anyway.
+pub const SPREAD_TIMEOUT: Duration = Duration::from_secs(5);
+/// Pieces the after-the-first-round search looks at before it settles for the best so far.
+const SCAN_BUDGET: usize = 4096;
+/// Window of the per-peer upload rate estimate.
+const RATE_WINDOW: Duration = Duration::from_secs(2);
+
+/// A revealed piece in a peer's window.
+#[derive(Debug, Clone)]
+struct Slot {
+    /// Blocks of it handed to the peer's writer.
+    blocks_sent: u32,
+    /// When the last of them was sent.
+    sent_at: Option<Instant>,
+}
+
+/// Super-seeding state of one peer.
+#[derive(Debug, Clone)]
+struct SsPeer {
+    /// Pieces we told the peer we have.
+    told: Bitfield,
+    window: HashMap<PieceIndex, Slot>,
+    /// Pieces of the window whose last block went to the writer since the last `uploaded`.
+    just_sent: Vec<PieceIndex>,
+    up: Rate,
+}
+
+/// What the torrent needs to know to pick a piece for a peer.
+pub(super) struct PeerView<'a> {
+    /// The peer's pieces.
+    pub bitfield: &'a Bitfield,
+}
+
+/// Super-seeding state of one torrent.
+#[derive(Debug, Clone)]
+pub(super) struct SuperSeed {
+    geometry: Geometry,
+    piece_count: u32,
+    /// Times each piece was revealed to a peer.
+    handed: Vec<u32>,
+    /// Never-handed pieces in the order they are revealed (built at the first reveal).
+    order: Vec<u32>,
+    cursor: usize,
+    /// Peers whose window holds each piece.
+    holders: HashMap<PieceIndex, Vec<PeerKey>>,
+    peers: HashMap<PeerKey, SsPeer>,
+}
+
+impl SuperSeed {
+    pub(super) fn new(geometry: Geometry) -> Self {
+        SuperSeed {
+            geometry,
+            piece_count: geometry.piece_count(),
+            handed: Vec::new(),
+            order: Vec::new(),
+            cursor: 0,
+            holders: HashMap::new(),
+            peers: HashMap::new(),
+        }
+    }
+
+    pub(super) fn add_peer(&mut self, key: PeerKey, now: Instant) {
+        self.peers.insert(
+            key,
+            SsPeer {
+                told: Bitfield::new(self.piece_count),
+                window: HashMap::new(),
+                just_sent: Vec::new(),
+                up: Rate::new(now, RATE_WINDOW),
+            },
+        );
+    }
+
+    pub(super) fn remove_peer(&mut self, key: PeerKey) {
+        if let Some(p) = self.peers.remove(&key) {
+            for piece in p.window.into_keys() {
+                self.drop_holder(piece, key);
+            }
+        }
+    }
+
+    /// Did we tell `key` that we have `piece`?
+    pub(super) fn told(&self, key: PeerKey, piece: PieceIndex) -> bool {
+        self.peers.get(&key).is_some_and(|p| p.told.has(piece))
+    }
+
+    /// The writer of `key` takes a block of `piece`.
+    pub(super) fn block_sent(&mut self, key: PeerKey, piece: PieceIndex) {
+        if let Some(p) = self.peers.get_mut(&key) {
+            if let Some(s) = p.window.get_mut(&piece) {
+                s.blocks_sent = s.blocks_sent.saturating_add(1);
+                if s.blocks_sent == self.geometry.block_count(piece) {
+                    p.just_sent.push(piece);
+                }
+            }
+        }
+    }
+
+    /// `bytes` of payload went to `key` at `now`. Returns the pieces of its window we have now
+    /// sent in full (for the caller to check whether anybody else lacks them).
+    pub(super) fn uploaded(&mut self, key: PeerKey, bytes: u64, now: Instant) -> Vec<PieceIndex> {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return Vec::new();
+        };
+        p.up.add(now, bytes);
+        let mut done = std::mem::take(&mut p.just_sent);
+        done.retain(|piece| match p.window.get_mut(piece) {
+            Some(s) if s.sent_at.is_none() => {
+                s.sent_at = Some(now);
+                true
+            }
+            _ => false,
+        });
+        done
+    }
+
+    /// Peers (other than `except`) whose window holds `piece`.
+    pub(super) fn holders_of(&self, piece: PieceIndex, except: PeerKey) -> Vec<PeerKey> {
+        self.holders
+            .get(&piece)
+            .map(|v| v.iter().copied().filter(|&k| k != except).collect())
+            .unwrap_or_default()
+    }
+
+    /// Takes `piece` out of `key`'s window. Returns whether it was there.
+    pub(super) fn release(&mut self, key: PeerKey, piece: PieceIndex) -> bool {
+        let Some(p) = self.peers.get_mut(&key) else {
+            return false;
+        };
+        if p.window.remove(&piece).is_none() {
+            return false;
+        }
+        self.drop_holder(piece, key);
+        true
+    }
+
+    /// Releases every piece sent at least [`SPREAD_TIMEOUT`] before `now`; returns the peers
+    /// whose windows shrank.
+    pub(super) fn expire(&mut self, now: Instant) -> Vec<PeerKey> {
+        let mut expired = Vec::new();
+        for (k, p) in &self.peers {
+            for (piece, s) in &p.window {
+                if s.sent_at
+                    .is_some_and(|t| now.saturating_duration_since(t) >= SPREAD_TIMEOUT)
+                {
+                    expired.push((*k, *piece));
+                }
+            }
+        }
+        let mut keys: Vec<PeerKey> = Vec::new();
+        for (k, piece) in expired {
+            self.release(k, piece);
+            if !keys.contains(&k) {
+                keys.push(k);
+            }
+        }
+        keys
+    }
+
+    /// Pieces to reveal to `key` now (already recorded as told and in its window); the caller
+    /// sends a HAVE for each. `availability` is how many connected peers have a piece.
+    pub(super) fn top_up(
+        &mut self,
+        key: PeerKey,
+        view: PeerView<'_>,
+        now: Instant,
+        availability: impl Fn(PieceIndex) -> u32,
+        rng: &mut impl Rng,
+    ) -> Vec<PieceIndex> {
+        let Some(p) = self.peers.get(&key) else {
+            return Vec::new();
+        };
+        let target = window_target(p.up.rate_at(now), self.geometry.nominal_piece_len());
+        let mut revealed = Vec::new();
+        while self
+            .peers
+            .get(&key)
+            .is_some_and(|p| p.window.len() < target)
+        {
+            let Some(piece) = self.pick(key, &view, &availability, rng) else {
+                break;
+            };
+            if let Some(p) = self.peers.get_mut(&key) {
+                p.told.set(piece);
+                p.window.insert(
+                    piece,
+                    Slot {
+                        blocks_sent: 0,
+                        sent_at: None,
+                    },
+                );
+            }
+            if let Some(h) = self.handed.get_mut(piece.idx()) {
+                *h = h.saturating_add(1);
+            }
+            self.holders.entry(piece).or_default().push(key);
+            revealed.push(piece);
+        }
+        revealed
+    }
+
+    fn pick(
+        &mut self,
+        key: PeerKey,
+        view: &PeerView<'_>,
+        availability: &impl Fn(PieceIndex) -> u32,
+        rng: &mut impl Rng,
+    ) -> Option<PieceIndex> {
+        if self.handed.is_empty() {
+            self.handed = vec![0; self.piece_count as usize];
+            self.order = (0..self.piece_count).collect();
+            self.order.shuffle(rng);
+        }
+        // First round: a piece nobody has had.
+        while let Some(&i) = self.order.get(self.cursor) {
+            self.cursor += 1;
+            let Some(piece) = self.geometry.piece(i) else {
+                continue;
+            };
+            let fresh = self.handed.get(i as usize) == Some(&0) && availability(piece) == 0;
+            if fresh && !view.bitfield.has(piece) {
+                return Some(piece);
+            }
+        }
+        let told = &self.peers.get(&key)?.told;
+        let wanted = |piece: PieceIndex| !view.bitfield.has(piece) && !told.has(piece);
+        let score = |piece: PieceIndex| {
+            let holding = self.holders.get(&piece).map_or(0, Vec::len) as u32;
+            (
+                availability(piece).saturating_add(holding),
+                self.handed.get(piece.idx()).copied().unwrap_or(0),
+            )
+        };
+        let n = self.piece_count;
+        if n == 0 {
+            return None;
+        }
+        let start = rng.gen_range(0..n);
+        let mut best: Option<((u32, u32), PieceIndex)> = None;
+        for (looked, off) in (0..n).enumerate() {
+            if looked >= SCAN_BUDGET && best.is_some() {
+                break;
+            }
+            let Some(piece) = self.geometry.piece((start + off) % n) else {
+                continue;
+            };
+            if !wanted(piece) {
+                continue;
+            }
+            let s = score(piece);
+            if best.is_none_or(|(b, _)| s < b) {
+                best = Some((s, piece));
+                if s == (0, 0) {
+                    break;
+                }
+            }
+        }
+        best.map(|(_, piece)| piece)
+    }
+
+    fn drop_holder(&mut self, piece: PieceIndex, key: PeerKey) {
+        if let Some(v) = self.holders.get_mut(&piece) {
+            v.retain(|&k| k != key);
+            if v.is_empty() {
+                self.holders.remove(&piece);
+            }
+        }
+    }
+}
+
+/// The window for a peer we upload to at `rate` bytes/s, in pieces of `piece_len` bytes.
+fn window_target(rate: f64, piece_len: u32) -> usize {
+    let pieces = rate * WINDOW_TIME.as_secs_f64() / f64::from(piece_len.max(1));
+    // `as` saturates a huge or NaN value; the clamp handles the rest.
+    (pieces.ceil() as usize).clamp(MIN_WINDOW, MAX_WINDOW)
+}
+
+impl SuperSeed {
+    /// `key` says it has `piece`. If the piece is in its window: `Some(true)` if we had sent
+    /// all of it (it got it from us), `Some(false)` if not (it got it elsewhere).
+    pub(super) fn own_have(&self, key: PeerKey, piece: PieceIndex) -> Option<bool> {
+        let p = self.peers.get(&key)?;
+        let s = p.window.get(&piece)?;
+        Some(s.sent_at.is_some())
+    }
+}
+
+impl super::Torrent {
+    /// Reveals pieces to `key` until its window is full (super-seeding only).
+    pub(super) fn reveal(&mut self, key: PeerKey, now: Instant) {
+        let Some(ss) = self.super_seed.as_mut() else {
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&key) else {
+            return;
+        };
+        if peer.is_seed() {
+            return;
+        }
+        let picker = &self.picker;
+        let pieces = ss.top_up(
+            key,
+            PeerView {
+                bitfield: &peer.bitfield,
+            },
+            now,
+            |p| picker.availability(p),
+            &mut self.rng,
+        );
+        for p in &pieces {
+            peer.send(&wire::Message::Have(p.get()));
+        }
+        if !pieces.is_empty() {
+            self.wake(key);
+        }
+    }
+
+    /// `key` has `pieces` now (a HAVE, or its bitfield): pieces in other peers' windows have
+    /// spread; pieces of its own window are done with (unless it got them from us and there is
+    /// somebody left to pass them to). Refills the windows that shrank.
+    pub(super) fn super_seed_spread(&mut self, key: PeerKey, pieces: &[PieceIndex], now: Instant) {
+        if self.super_seed.is_none() {
+            return;
+        }
+        let mut touched = vec![key];
+        for &p in pieces {
+            let (others, own) = match self.super_seed.as_ref() {
+                Some(ss) => (ss.holders_of(p, key), ss.own_have(key, p)),
+                None => return,
+            };
+            // From us, with somebody left to pass it to: it stays until it spreads.
+            let keep_own = own == Some(true) && self.someone_else_lacks(key, p);
+            let Some(ss) = self.super_seed.as_mut() else {
+                return;
+            };
+            for other in others {
+                ss.release(other, p);
+                if !touched.contains(&other) {
+                    touched.push(other);
+                }
+            }
+            if own.is_some() && !keep_own {
+                ss.release(key, p);
+            }
+        }
+        for k in touched {
+            self.reveal(k, now);
+        }
+    }
+
+    /// Does any connected peer other than `key` lack `piece`?
+    fn someone_else_lacks(&self, key: PeerKey, piece: PieceIndex) -> bool {
+        self.peers
+            .iter()
+            .any(|(k, p)| *k != key && !p.bitfield.has(piece))
+    }
+
+    /// `bytes` of payload went to `key`: pieces of its window now sent in full leave it if no
+    /// other peer lacks them; the window is refilled (it also grows with the rate).
+    pub(super) fn super_seed_uploaded(&mut self, key: PeerKey, bytes: u64, now: Instant) {
+        let Some(ss) = self.super_seed.as_mut() else {
+            return;
+        };
+        let done = ss.uploaded(key, bytes, now);
+        if !done.is_empty() {
+            // A piece handed out: the upload slot moves on to the next peer waiting.
+            self.choker.rotate(key);
+            self.apply_choker();
+        }
+        for p in done {
+            if !self.someone_else_lacks(key, p) {
+                if let Some(ss) = self.super_seed.as_mut() {
+                    ss.release(key, p);
+                }
+            }
+        }
+        self.reveal(key, now);
+    }
+
+    /// Releases the pieces that did not spread in time and refills those windows.
+    pub(super) fn super_seed_expire(&mut self, now: Instant) {
+        let Some(ss) = self.super_seed.as_mut() else {
+            return;
+        };
+        for k in ss.expire(now) {
+            self.reveal(k, now);
+        }
+    }
+
+    /// Is this a super-seeding torrent that has not told `key` it has `piece`?
+    pub(super) fn hidden_from(&self, key: PeerKey, piece: PieceIndex) -> bool {
+        self.super_seed
+            .as_ref()
+            .is_some_and(|ss| !ss.told(key, piece))
+    }
+
+    /// Is super-seeding on?
+    pub fn is_super_seeding(&self) -> bool {
+        self.super_seed.is_some()
+    }
+}
