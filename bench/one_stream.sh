@@ -17,6 +17,7 @@
 #              the end unless KEEP=1)
 #   OUT=FILE   also write one line per pairing: "pair wall cpu rss_kib runs..." (medians)
 #   NO_BUILD=1 use the release binaries already built (CARGO_TARGET_DIR is honoured)
+#   SEED_FLAGS extra flags for our seeder (e.g. --no-super-seed)
 #
 # Nothing is dropped from the page cache: the source file stays cached between runs, as in a
 # seeder that serves a popular file. The leecher's output directory is deleted before each run.

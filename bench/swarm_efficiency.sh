@@ -8,9 +8,10 @@
 # Usage: bench/swarm_efficiency.sh [SIZE_MIB] [RUNS]   (defaults: 64 MiB, 3 runs)
 #   N=16             leechers
 #   RATE_KIB=4096    U in KiB/s (default 4 MiB/s: bound 16 s for 64 MiB)
-#   CLIENTS="ours lt aria2"   which clients (each runs the whole swarm alone); also
-#                    ours-plain (our seeder with --no-super-seed) and lt-ss (libtorrent's
-#                    seeder super-seeding), both with leechers of the same client
+#   CLIENTS="ours ours-plain lt lt-ss aria2"   which clients (each runs the whole swarm
+#                    alone; default: all that can run here); ours-plain is our seeder with
+#                    --no-super-seed, lt-ss libtorrent's seeder super-seeding, each with
+#                    leechers of the same client
 #   WORK, OUT, NO_BUILD, KEEP as in one_stream.sh; OUT gets "swarm-CLIENT t_last bound runs..."
 # Needs /usr/bin/python3 with libtorrent (lt) and aria2c (aria2); our swarm-tracker is the
 # tracker for every client.
@@ -27,8 +28,8 @@ ROOT=$(cd "$HERE/.." && pwd)
 source "$HERE/lib.sh"
 
 if [[ -z ${CLIENTS:-} ]]; then
-    CLIENTS="ours"
-    have libtorrent && CLIENTS+=" lt"
+    CLIENTS="ours ours-plain"
+    have libtorrent && CLIENTS+=" lt lt-ss"
     have aria2c && CLIENTS+=" aria2"
 fi
 

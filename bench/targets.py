@@ -67,7 +67,8 @@ def main(path):
            0.8, "{:.2f}x")
     target("5. 1+16 swarm: ours T_last / bound", ratio(get("swarm-ours", 0), get("swarm-ours", 1)),
            1.15, "{:.2f}x")
-    for kind, name in (("lt", "libtorrent"), ("aria2", "aria2")):
+    for kind, name in (("ours-plain", "swarm without super-seeding"), ("lt", "libtorrent"),
+                       ("lt-ss", "libtorrent super-seeding"), ("aria2", "aria2")):
         t = ratio(get(f"swarm-{kind}", 0), get(f"swarm-{kind}", 1))
         if t is not None:
             out.append((f"5. (for comparison) {name} T_last / bound", f"{t:.2f}x", "", ""))

@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -122,10 +123,24 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
     let started = Instant::now();
     let mut reported = vec![false; added.len()];
     let mut hooks = Vec::new();
+    // Woken at once when a torrent completes or stops; the tick covers the slow checks below.
+    let wake = Arc::new(tokio::sync::Notify::new());
+    for a in &added {
+        let (wake, t) = (wake.clone(), a.shared.clone());
+        let mut done = t.done.subscribe();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = done.wait_for(|d| *d) => {}
+                _ = t.cancel.cancelled() => {}
+            }
+            wake.notify_one();
+        });
+    }
     let outcome = loop {
         tokio::select! {
             _ = shutdown.cancelled() => break Outcome::Interrupted,
-            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+            _ = wake.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {}
         }
         if let Some(e) = added.iter().find_map(|a| a.shared.error.lock().clone()) {
             break Outcome::Failed(e);
@@ -214,7 +229,10 @@ pub async fn finish(added: &[Added]) {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
-            a.shared.save_resume().await;
+            // A complete download needs no resume data (see `Event::Completed`).
+            if !*a.shared.done.borrow() {
+                a.shared.save_resume().await;
+            }
         }
     };
     if tokio::time::timeout(FINISH_TIMEOUT, all).await.is_err() {
