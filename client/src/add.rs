@@ -142,6 +142,7 @@ pub async fn add(
         disk: Arc::new(Semaphore::new(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),
+        write_lock: Arc::default(),
         done,
         error: Mutex::new(None),
         cancel: session.shutdown.child_token(),
