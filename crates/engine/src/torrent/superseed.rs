@@ -3,15 +3,17 @@
 //!
 //! A super-seeding torrent tells a new peer it has nothing (HAVE NONE, or no bitfield), then
 //! reveals pieces one HAVE at a time. Each peer has a *window* of revealed pieces. A piece leaves
-//! the peer's window (and a new one is revealed in its place) when
-//! - another peer is seen to have it (it spread: the point of the exercise), or
-//! - we sent the peer all of it and no other connected peer lacks it (there is nobody to spread
-//!   it to, e.g. a lone leecher), or
-//! - we sent the peer all of it [`SPREAD_TIMEOUT`] ago and it still has not spread (a peer that
-//!   does not upload is served, only more slowly).
+//! the peer's window (and a new one is revealed in its place) when we have sent the peer all of
+//! it, or when the peer or another peer is seen to have it. "Sent all of it" is counted from the
+//! blocks we upload, not from the peer's HAVE: a client need not send HAVE for a piece it
+//! believes we have, and ours does not.
 //!
-//! "We sent all of it" is counted from the blocks we upload, not from the peer's HAVE: a client
-//! need not send HAVE for a piece it believes we have, and ours does not.
+//! BEP 16's strict rule -- show a peer nothing new until its last piece is seen at another peer
+//! -- is not used: in the 1 + 16 swarm benchmark releasing on send did as well, within the
+//! run-to-run spread (medians 17.1 s strict, 17.2-17.5 s on send), and the strict rule stalls
+//! peers that cannot reach each other. What spreads the pieces
+//! is the choker handing the upload slot on after each piece ([`crate::choker::Choker::rotate`]),
+//! so that every leecher in turn holds pieces nobody else has.
 //!
 //! The window is [`MIN_WINDOW`] pieces, or more when our upload to the peer is fast: as many
 //! pieces as [`WINDOW_TIME`] of its measured rate, up to [`MAX_WINDOW`]. A lone fast leecher
@@ -38,8 +40,6 @@ pub const MIN_WINDOW: usize = 2;
 pub const MAX_WINDOW: usize = 1024;
 /// The window covers this much of our upload rate to the peer.
 pub const WINDOW_TIME: Duration = Duration::from_secs(1);
-/// A piece we sent that has not spread after this long leaves the window anyway.
-pub const SPREAD_TIMEOUT: Duration = Duration::from_secs(5);
 /// Pieces the after-the-first-round search looks at before it settles for the best so far.
 const SCAN_BUDGET: usize = 4096;
 /// Window of the per-peer upload rate estimate.
@@ -50,8 +50,6 @@ const RATE_WINDOW: Duration = Duration::from_secs(2);
 struct Slot {
     /// Blocks of it handed to the peer's writer.
     blocks_sent: u32,
-    /// When the last of them was sent.
-    sent_at: Option<Instant>,
 }
 
 /// Super-seeding state of one peer.
@@ -137,20 +135,14 @@ impl SuperSeed {
     }
 
     /// `bytes` of payload went to `key` at `now`. Returns the pieces of its window we have now
-    /// sent in full (for the caller to check whether anybody else lacks them).
+    /// sent in full.
     pub(super) fn uploaded(&mut self, key: PeerKey, bytes: u64, now: Instant) -> Vec<PieceIndex> {
         let Some(p) = self.peers.get_mut(&key) else {
             return Vec::new();
         };
         p.up.add(now, bytes);
         let mut done = std::mem::take(&mut p.just_sent);
-        done.retain(|piece| match p.window.get_mut(piece) {
-            Some(s) if s.sent_at.is_none() => {
-                s.sent_at = Some(now);
-                true
-            }
-            _ => false,
-        });
+        done.retain(|piece| p.window.contains_key(piece));
         done
     }
 
@@ -172,29 +164,6 @@ impl SuperSeed {
         }
         self.drop_holder(piece, key);
         true
-    }
-
-    /// Releases every piece sent at least [`SPREAD_TIMEOUT`] before `now`; returns the peers
-    /// whose windows shrank.
-    pub(super) fn expire(&mut self, now: Instant) -> Vec<PeerKey> {
-        let mut expired = Vec::new();
-        for (k, p) in &self.peers {
-            for (piece, s) in &p.window {
-                if s.sent_at
-                    .is_some_and(|t| now.saturating_duration_since(t) >= SPREAD_TIMEOUT)
-                {
-                    expired.push((*k, *piece));
-                }
-            }
-        }
-        let mut keys: Vec<PeerKey> = Vec::new();
-        for (k, piece) in expired {
-            self.release(k, piece);
-            if !keys.contains(&k) {
-                keys.push(k);
-            }
-        }
-        keys
     }
 
     /// Pieces to reveal to `key` now (already recorded as told and in its window); the caller
@@ -222,13 +191,7 @@ impl SuperSeed {
             };
             if let Some(p) = self.peers.get_mut(&key) {
                 p.told.set(piece);
-                p.window.insert(
-                    piece,
-                    Slot {
-                        blocks_sent: 0,
-                        sent_at: None,
-                    },
-                );
+                p.window.insert(piece, Slot { blocks_sent: 0 });
             }
             if let Some(h) = self.handed.get_mut(piece.idx()) {
                 *h = h.saturating_add(1);
@@ -316,12 +279,11 @@ fn window_target(rate: f64, piece_len: u32) -> usize {
 }
 
 impl SuperSeed {
-    /// `key` says it has `piece`. If the piece is in its window: `Some(true)` if we had sent
-    /// all of it (it got it from us), `Some(false)` if not (it got it elsewhere).
-    pub(super) fn own_have(&self, key: PeerKey, piece: PieceIndex) -> Option<bool> {
-        let p = self.peers.get(&key)?;
-        let s = p.window.get(&piece)?;
-        Some(s.sent_at.is_some())
+    /// Is `piece` in `key`'s window?
+    pub(super) fn in_window(&self, key: PeerKey, piece: PieceIndex) -> bool {
+        self.peers
+            .get(&key)
+            .is_some_and(|p| p.window.contains_key(&piece))
     }
 }
 
@@ -355,31 +317,21 @@ impl super::Torrent {
         }
     }
 
-    /// `key` has `pieces` now (a HAVE, or its bitfield): pieces in other peers' windows have
-    /// spread; pieces of its own window are done with (unless it got them from us and there is
-    /// somebody left to pass them to). Refills the windows that shrank.
+    /// `key` has `pieces` now (a HAVE, or its bitfield): they leave every window they are in
+    /// (the peer has them, or can get them from it), and the windows that shrank are refilled.
     pub(super) fn super_seed_spread(&mut self, key: PeerKey, pieces: &[PieceIndex], now: Instant) {
-        if self.super_seed.is_none() {
+        let Some(ss) = self.super_seed.as_mut() else {
             return;
-        }
+        };
         let mut touched = vec![key];
         for &p in pieces {
-            let (others, own) = match self.super_seed.as_ref() {
-                Some(ss) => (ss.holders_of(p, key), ss.own_have(key, p)),
-                None => return,
-            };
-            // From us, with somebody left to pass it to: it stays until it spreads.
-            let keep_own = own == Some(true) && self.someone_else_lacks(key, p);
-            let Some(ss) = self.super_seed.as_mut() else {
-                return;
-            };
-            for other in others {
+            for other in ss.holders_of(p, key) {
                 ss.release(other, p);
                 if !touched.contains(&other) {
                     touched.push(other);
                 }
             }
-            if own.is_some() && !keep_own {
+            if ss.in_window(key, p) {
                 ss.release(key, p);
             }
         }
@@ -388,43 +340,22 @@ impl super::Torrent {
         }
     }
 
-    /// Does any connected peer other than `key` lack `piece`?
-    fn someone_else_lacks(&self, key: PeerKey, piece: PieceIndex) -> bool {
-        self.peers
-            .iter()
-            .any(|(k, p)| *k != key && !p.bitfield.has(piece))
-    }
-
-    /// `bytes` of payload went to `key`: pieces of its window now sent in full leave it if no
-    /// other peer lacks them; the window is refilled (it also grows with the rate).
+    /// `bytes` of payload went to `key`: pieces of its window now sent in full leave it, and the
+    /// window is refilled (it also grows with the rate). A piece handed out moves the upload
+    /// slot on to the next peer waiting.
     pub(super) fn super_seed_uploaded(&mut self, key: PeerKey, bytes: u64, now: Instant) {
         let Some(ss) = self.super_seed.as_mut() else {
             return;
         };
         let done = ss.uploaded(key, bytes, now);
+        for &p in &done {
+            ss.release(key, p);
+        }
         if !done.is_empty() {
-            // A piece handed out: the upload slot moves on to the next peer waiting.
             self.choker.rotate(key);
             self.apply_choker();
         }
-        for p in done {
-            if !self.someone_else_lacks(key, p) {
-                if let Some(ss) = self.super_seed.as_mut() {
-                    ss.release(key, p);
-                }
-            }
-        }
         self.reveal(key, now);
-    }
-
-    /// Releases the pieces that did not spread in time and refills those windows.
-    pub(super) fn super_seed_expire(&mut self, now: Instant) {
-        let Some(ss) = self.super_seed.as_mut() else {
-            return;
-        };
-        for k in ss.expire(now) {
-            self.reveal(k, now);
-        }
     }
 
     /// Is this a super-seeding torrent that has not told `key` it has `piece`?

@@ -65,7 +65,6 @@ impl Torrent {
             self.wake(k);
         }
         self.send_pex(now);
-        self.super_seed_expire(now);
         let keys: Vec<PeerKey> = self.peers.keys().copied().collect();
         for k in keys {
             self.fill_requests(k, now);
