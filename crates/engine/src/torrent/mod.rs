@@ -617,16 +617,15 @@ impl Torrent {
         let have = self.picker.have();
         peer.interesting = bf.iter_ones().filter(|&i| !have.get(i)).count() as u32;
         self.picker.peer_bitfield(&bf);
-        if self.super_seed.is_some() {
-            let pieces: Vec<PieceIndex> = bf
-                .iter_ones()
+        let pieces: Vec<PieceIndex> = if self.super_seed.is_some() {
+            bf.iter_ones()
                 .filter_map(|i| self.geometry.piece(i))
-                .collect();
-            peer.bitfield = bf;
-            self.super_seed_spread(key, &pieces, now);
+                .collect()
         } else {
-            peer.bitfield = bf;
-        }
+            Vec::new()
+        };
+        peer.bitfield = bf;
+        self.super_seed_spread(key, &pieces, now);
         self.update_interest(key, now);
         self.check_both_seeds(key);
         Ok(())

@@ -63,17 +63,10 @@ struct SsPeer {
     up: Rate,
 }
 
-/// What the torrent needs to know to pick a piece for a peer.
-pub(super) struct PeerView<'a> {
-    /// The peer's pieces.
-    pub bitfield: &'a Bitfield,
-}
-
 /// Super-seeding state of one torrent.
 #[derive(Debug, Clone)]
 pub(super) struct SuperSeed {
     geometry: Geometry,
-    piece_count: u32,
     /// Times each piece was revealed to a peer.
     handed: Vec<u32>,
     /// Never-handed pieces in the order they are revealed (built at the first reveal).
@@ -88,7 +81,6 @@ impl SuperSeed {
     pub(super) fn new(geometry: Geometry) -> Self {
         SuperSeed {
             geometry,
-            piece_count: geometry.piece_count(),
             handed: Vec::new(),
             order: Vec::new(),
             cursor: 0,
@@ -101,7 +93,7 @@ impl SuperSeed {
         self.peers.insert(
             key,
             SsPeer {
-                told: Bitfield::new(self.piece_count),
+                told: Bitfield::new(self.geometry.piece_count()),
                 window: HashMap::new(),
                 just_sent: Vec::new(),
                 up: Rate::new(now, RATE_WINDOW),
@@ -115,6 +107,13 @@ impl SuperSeed {
                 self.drop_holder(piece, key);
             }
         }
+    }
+
+    /// Is `piece` in `key`'s window?
+    pub(super) fn in_window(&self, key: PeerKey, piece: PieceIndex) -> bool {
+        self.peers
+            .get(&key)
+            .is_some_and(|p| p.window.contains_key(&piece))
     }
 
     /// Did we tell `key` that we have `piece`?
@@ -166,12 +165,13 @@ impl SuperSeed {
         true
     }
 
-    /// Pieces to reveal to `key` now (already recorded as told and in its window); the caller
-    /// sends a HAVE for each. `availability` is how many connected peers have a piece.
+    /// Pieces to reveal to `key`, whose pieces are `has`, now (already recorded as told and in
+    /// its window); the caller sends a HAVE for each. `availability` is how many connected
+    /// peers have a piece.
     pub(super) fn top_up(
         &mut self,
         key: PeerKey,
-        view: PeerView<'_>,
+        has: &Bitfield,
         now: Instant,
         availability: impl Fn(PieceIndex) -> u32,
         rng: &mut impl Rng,
@@ -186,7 +186,7 @@ impl SuperSeed {
             .get(&key)
             .is_some_and(|p| p.window.len() < target)
         {
-            let Some(piece) = self.pick(key, &view, &availability, rng) else {
+            let Some(piece) = self.pick(key, has, &availability, rng) else {
                 break;
             };
             if let Some(p) = self.peers.get_mut(&key) {
@@ -205,13 +205,14 @@ impl SuperSeed {
     fn pick(
         &mut self,
         key: PeerKey,
-        view: &PeerView<'_>,
+        has: &Bitfield,
         availability: &impl Fn(PieceIndex) -> u32,
         rng: &mut impl Rng,
     ) -> Option<PieceIndex> {
         if self.handed.is_empty() {
-            self.handed = vec![0; self.piece_count as usize];
-            self.order = (0..self.piece_count).collect();
+            let n = self.geometry.piece_count();
+            self.handed = vec![0; n as usize];
+            self.order = (0..n).collect();
             self.order.shuffle(rng);
         }
         // First round: a piece nobody has had.
@@ -221,12 +222,12 @@ impl SuperSeed {
                 continue;
             };
             let fresh = self.handed.get(i as usize) == Some(&0) && availability(piece) == 0;
-            if fresh && !view.bitfield.has(piece) {
+            if fresh && !has.has(piece) {
                 return Some(piece);
             }
         }
         let told = &self.peers.get(&key)?.told;
-        let wanted = |piece: PieceIndex| !view.bitfield.has(piece) && !told.has(piece);
+        let wanted = |piece: PieceIndex| !has.has(piece) && !told.has(piece);
         let score = |piece: PieceIndex| {
             let holding = self.holders.get(&piece).map_or(0, Vec::len) as u32;
             (
@@ -234,7 +235,7 @@ impl SuperSeed {
                 self.handed.get(piece.idx()).copied().unwrap_or(0),
             )
         };
-        let n = self.piece_count;
+        let n = self.geometry.piece_count();
         if n == 0 {
             return None;
         }
@@ -278,15 +279,6 @@ fn window_target(rate: f64, piece_len: u32) -> usize {
     (pieces.ceil() as usize).clamp(MIN_WINDOW, MAX_WINDOW)
 }
 
-impl SuperSeed {
-    /// Is `piece` in `key`'s window?
-    pub(super) fn in_window(&self, key: PeerKey, piece: PieceIndex) -> bool {
-        self.peers
-            .get(&key)
-            .is_some_and(|p| p.window.contains_key(&piece))
-    }
-}
-
 impl super::Torrent {
     /// Reveals pieces to `key` until its window is full (super-seeding only).
     pub(super) fn reveal(&mut self, key: PeerKey, now: Instant) {
@@ -302,9 +294,7 @@ impl super::Torrent {
         let picker = &self.picker;
         let pieces = ss.top_up(
             key,
-            PeerView {
-                bitfield: &peer.bitfield,
-            },
+            &peer.bitfield,
             now,
             |p| picker.availability(p),
             &mut self.rng,
