@@ -30,6 +30,9 @@ pub struct AddOptions {
     pub trusted_complete: bool,
     /// Keep resume data under `out_dir/.swarm/`.
     pub resume: bool,
+    /// Write verified pieces around the page cache where the storage allows it
+    /// ([`storage::OpenOptions::direct_writes`]).
+    pub direct_writes: bool,
 }
 
 /// A started torrent and the tasks to await at shutdown.
@@ -87,9 +90,18 @@ pub async fn add(
     });
     let out_dir = opts.out_dir.clone();
     let mode = opts.mode;
+    let direct_writes = opts.direct_writes;
     let pool = Some(session.files.clone());
     let storage = tokio::task::spawn_blocking(move || {
-        Storage::new(layout, &out_dir, OpenOptions { mode, pool })
+        Storage::new(
+            layout,
+            &out_dir,
+            OpenOptions {
+                mode,
+                pool,
+                direct_writes,
+            },
+        )
     })
     .await
     .context("storage task")?

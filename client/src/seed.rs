@@ -220,6 +220,7 @@ async fn create_torrent(
             mode: Mode::ReadOnly,
             trusted_complete: true,
             resume: false,
+            direct_writes: false,
         },
     ))
 }
@@ -243,6 +244,7 @@ fn existing_torrent(torrent: &Path, data: &Path) -> Result<(Metainfo, AddOptions
             mode: Mode::ReadOnly,
             trusted_complete: false,
             resume: false,
+            direct_writes: false,
         },
     ))
 }

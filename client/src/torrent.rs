@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use engine::{Event, PeerKey, PieceOutcome, Stats};
+use engine::{Event, PeerKey, PieceData, PieceOutcome, Stats};
 use metainfo::{InfoHash, PieceIndex};
 use parking_lot::Mutex;
 use sha1::{Digest, Sha1};
@@ -137,7 +137,7 @@ impl TorrentShared {
     }
 
     /// Hashes a complete piece off the async threads, writes it if it matches, and reports back.
-    fn spawn_verify(self: &Arc<Self>, piece: PieceIndex, data: Vec<u8>) {
+    fn spawn_verify(self: &Arc<Self>, piece: PieceIndex, data: PieceData) {
         let me = self.clone();
         tokio::spawn(async move {
             let Ok(permit) = me.disk.clone().acquire_owned().await else {
@@ -150,7 +150,7 @@ impl TorrentShared {
                 let ok = st
                     .layout()
                     .piece_hash(piece)
-                    .is_some_and(|want| Sha1::digest(&data).as_slice() == want);
+                    .is_some_and(|want| Sha1::digest(&*data).as_slice() == want);
                 if !ok {
                     return (Ok(PieceOutcome::HashFailed), data);
                 }

@@ -1,5 +1,5 @@
-//! A tmpfs mounted by a test (small, or read-only) to make a disk fill up or refuse writes, and
-//! unmounted when the guard is dropped. Needs root (or CAP_SYS_ADMIN); where mounting is not
+//! A tmpfs mounted by a test (small, or read-only) to make a disk fill up or refuse writes, or a
+//! ramfs (which refuses `O_DIRECT`), unmounted when the guard is dropped. Needs root (or CAP_SYS_ADMIN); where mounting is not
 //! permitted, [`Tmpfs::mount`] says why so the test can print a SKIP line.
 
 use std::path::{Path, PathBuf};
@@ -22,13 +22,23 @@ impl Tmpfs {
     /// Mounts a tmpfs of `size` (e.g. `"8m"`) at `at` (created if missing), read-only when
     /// `read_only`. `Ok(Err(_))` when this process may not mount (not root, no capability).
     pub fn mount(at: &Path, size: &str, read_only: bool) -> Result<Result<Tmpfs, NotPermitted>> {
-        std::fs::create_dir_all(at).with_context(|| format!("mkdir {}", at.display()))?;
         let mut opts = format!("size={size},mode=0755");
         if read_only {
             opts.push_str(",ro");
         }
+        Tmpfs::mount_fs(at, "tmpfs", &opts)
+    }
+
+    /// Mounts a ramfs at `at`: memory without a size cap, and a file system that refuses
+    /// `O_DIRECT` (`EINVAL` at open).
+    pub fn mount_ramfs(at: &Path) -> Result<Result<Tmpfs, NotPermitted>> {
+        Tmpfs::mount_fs(at, "ramfs", "mode=0755")
+    }
+
+    fn mount_fs(at: &Path, fs_type: &str, opts: &str) -> Result<Result<Tmpfs, NotPermitted>> {
+        std::fs::create_dir_all(at).with_context(|| format!("mkdir {}", at.display()))?;
         let out = match Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &opts, "swarm-test"])
+            .args(["-t", fs_type, "-o", opts, "swarm-test"])
             .arg(at)
             .output()
         {
@@ -38,7 +48,7 @@ impl Tmpfs {
         if !out.status.success() {
             let why = String::from_utf8_lossy(&out.stderr).trim().to_owned();
             return Ok(Err(NotPermitted(format!(
-                "mount -t tmpfs failed ({}): {why}",
+                "mount -t {fs_type} failed ({}): {why}",
                 out.status
             ))));
         }

@@ -6,6 +6,7 @@
 //! it each test prints `SKIP: ...` with the reason and passes. Read-only mounts stop root too,
 //! where permission bits (chmod 0555) do not.
 
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::time::Duration;
 
@@ -79,6 +80,45 @@ fn a_read_only_output_directory_is_a_clear_error() -> Result<()> {
         out.display()
     );
     ensure!(!out.exists(), "{} was created", out.display());
+    Ok(())
+}
+
+#[test]
+fn a_file_system_that_refuses_direct_writes_gets_buffered_ones() -> Result<()> {
+    // Pieces are written around the page cache (O_DIRECT) by default; ramfs refuses that at
+    // open, and the download must carry on through the page cache with nothing lost. Three
+    // pieces of 256 KiB and a short last one, so whole pieces and a tail are both written.
+    let mut spec = SeedSpec::new("ram.bin", 3 * 256 * 1024 + 777, 95);
+    spec.piece_size = "256K";
+    let s = Seeded::start(spec)?;
+    let ram_dir = s.dir().join("ramfs");
+    let ram = match Tmpfs::mount_ramfs(&ram_dir)? {
+        Ok(d) => d,
+        Err(why) => {
+            skip(
+                "a_file_system_that_refuses_direct_writes_gets_buffered_ones",
+                &why.0,
+            );
+            return Ok(());
+        }
+    };
+    let probe = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(ram.path().join("probe"));
+    ensure!(
+        probe.is_err(),
+        "this ramfs takes O_DIRECT: the test would not test the fallback"
+    );
+    let out = ram.path().join("downloads");
+    let mut leecher = Proc::spawn(s.fetch_command(&out)?, "leecher", &s.logs)?;
+    leecher.wait_success(TIMEOUT)?;
+    ensure!(
+        std::fs::read(s.fetched(&out))? == std::fs::read(&s.data)?,
+        "the download on ramfs differs from the seed's data"
+    );
+    drop(ram);
     Ok(())
 }
 

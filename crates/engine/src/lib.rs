@@ -11,6 +11,7 @@
 //! - [`pipeline`]: how many requests to keep outstanding per peer.
 //! - [`rate`]: a sliding-window bytes/second estimator.
 
+pub mod buffer;
 pub mod choker;
 pub mod peer;
 pub mod picker;
@@ -18,5 +19,6 @@ pub mod pipeline;
 pub mod rate;
 pub mod torrent;
 
+pub use buffer::{PIECE_ALIGN, PieceData};
 pub use peer::{PeerKey, Upload};
 pub use torrent::{Config, Event, PeerError, PieceOutcome, SUPER_SEED_MIN_WINDOW, Stats, Torrent};

@@ -814,8 +814,8 @@ fn blocks_we_did_not_ask_for_are_never_stored() {
         if let Event::PieceReady { piece, data } = e {
             let start = piece.get() as usize * 32_768;
             assert_eq!(
-                data,
-                truth[start..start + data.len()],
+                &data[..],
+                &truth[start..start + data.len()],
                 "piece {}",
                 piece.get()
             );

@@ -31,4 +31,4 @@ pub use layout::{FileSpec, Layout, LayoutError, Span};
 pub use pool::{DEFAULT_MAX_OPEN_FILES, HandlePool};
 pub use resume::{MAX_RESUME_LEN, ResumeData, ResumeError, encoded_len};
 pub use stamp::{FileStamp, Trusted, trusted_pieces};
-pub use storage::{Mode, OpenOptions, Storage};
+pub use storage::{DIRECT_ALIGN, Mode, OpenOptions, Storage};

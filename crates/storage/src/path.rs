@@ -25,6 +25,9 @@ pub(crate) enum Access {
     Read,
     /// Read and write; the file and its directories are created when missing.
     Write,
+    /// [`Access::Write`], with writes going around the page cache (`O_DIRECT`): buffer, file
+    /// offset and length must then be aligned (see [`DIRECT_ALIGN`](crate::DIRECT_ALIGN)).
+    WriteDirect,
 }
 
 /// Joins checked `components` under `root` (which the caller canonicalised).
@@ -93,12 +96,16 @@ pub(crate) fn open(
     access: Access,
 ) -> Result<File, StorageError> {
     let path = join(root, components);
-    check_dirs(root, components, access == Access::Write)?;
+    let write = access != Access::Read;
+    check_dirs(root, components, write)?;
     ensure_within(root, &path)?;
+    let mut flags = libc::O_NOFOLLOW | libc::O_NONBLOCK;
+    if access == Access::WriteDirect {
+        flags |= libc::O_DIRECT;
+    }
     let mut opts = fs::OpenOptions::new();
-    opts.read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK);
-    if access == Access::Write {
+    opts.read(true).custom_flags(flags);
+    if write {
         opts.write(true).create(true);
     }
     let file = opts.open(&path).map_err(|e| {

@@ -7,6 +7,7 @@ use metainfo::{BlockRef, PieceIndex};
 use wire::{BlockSpec, Message};
 
 use super::{Event, MAX_TRACKED_IPS, PeerError, PieceBuf, PieceOutcome, Torrent};
+use crate::buffer::PieceData;
 use crate::peer::PeerKey;
 use crate::picker::BlockReceived;
 
@@ -72,7 +73,7 @@ impl Torrent {
             // A recycled buffer keeps its old bytes: every one of them is overwritten before the
             // piece is complete (it is hashed only once all its blocks are in).
             let mut data = spare.pop().unwrap_or_default();
-            data.resize(plen, 0);
+            data.reset(plen);
             PieceBuf {
                 data,
                 contributors: Vec::new(),
@@ -111,7 +112,7 @@ impl Torrent {
     /// Gives back the buffer of a piece handed out by `PieceReady`, once the shell is done with
     /// it, for the next piece to reuse (no allocation, no zeroing); at most
     /// [`SPARE_BUFFERS`](super::SPARE_BUFFERS) are kept.
-    pub fn recycle(&mut self, buf: Vec<u8>) {
+    pub fn recycle(&mut self, buf: PieceData) {
         let nominal = self.geometry.nominal_piece_len() as usize;
         if self.spare.len() < super::SPARE_BUFFERS && buf.capacity() >= nominal {
             self.spare.push(buf);

@@ -35,6 +35,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use wire::{Message, Reserved};
 
+use crate::buffer::PieceData;
 use crate::choker::{Choker, ChokerConfig};
 use crate::peer::{Peer, PeerKey};
 use crate::picker::{Picker, PickerConfig};
@@ -154,8 +155,8 @@ pub enum Event {
     PieceReady {
         /// Which piece.
         piece: PieceIndex,
-        /// Its bytes.
-        data: Vec<u8>,
+        /// Its bytes (aligned for direct I/O: see [`PieceData`]).
+        data: PieceData,
     },
     /// A piece was verified and written.
     PieceDone(PieceIndex),
@@ -195,7 +196,7 @@ pub struct Stats {
 }
 
 struct PieceBuf {
-    data: Vec<u8>,
+    data: PieceData,
     contributors: Vec<IpAddr>,
 }
 
@@ -226,7 +227,7 @@ pub struct Torrent {
     /// Super-seeding state, when on.
     super_seed: Option<superseed::SuperSeed>,
     /// Piece buffers given back by the shell, reused for new pieces.
-    spare: Vec<Vec<u8>>,
+    spare: Vec<PieceData>,
 }
 
 impl std::fmt::Debug for Torrent {
