@@ -75,12 +75,8 @@ pub async fn add(
             }
         })
         .collect();
-    let layout = Layout::new(
-        u64::from(info.piece_length()),
-        files,
-        info.pieces().to_vec(),
-    )
-    .with_context(|| format!("torrent {name:?}"))?;
+    let layout = Layout::new(u64::from(info.piece_length()), files, info.pieces().clone())
+        .with_context(|| format!("torrent {name:?}"))?;
     let geometry = *layout.geometry();
     // Nothing on disk yet (no file, or only empty ones): there is nothing to check.
     let fresh = layout.files().iter().all(|f| {
@@ -131,7 +127,8 @@ pub async fn add(
     config.dht_port = session.dht.as_ref().map(|d| d.local.port());
     let mut engine = engine::Torrent::new(geometry, have, config, rand::random(), Instant::now());
     // Peers fetching this torrent from a magnet link get the info dictionary from us (BEP 9).
-    engine.set_metadata(bytes::Bytes::copy_from_slice(info.raw_info()));
+    // Shared with the layout's piece hashes: the info dictionary is held once.
+    engine.set_metadata(info.raw_info().clone());
     let data_path = match info.files().first() {
         Some(f) if !info.is_multi_file() => opts
             .out_dir

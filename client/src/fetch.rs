@@ -61,7 +61,7 @@ pub fn load_torrent(path: &Path) -> Result<Metainfo> {
         );
     }
     let bytes = std::fs::read(path).with_context(|| format!("{}", path.display()))?;
-    Metainfo::from_bytes(&bytes)
+    Metainfo::from_shared(bytes.into())
         .with_context(|| format!("{}: not a valid .torrent", path.display()))
 }
 

@@ -33,7 +33,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         );
     }
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let m = Metainfo::from_bytes(&bytes)
+    let m = Metainfo::from_shared(bytes.into())
         .with_context(|| format!("{} is not a valid torrent", path.display()))?;
     print!("{}", describe(&m));
     Ok(())

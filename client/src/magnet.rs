@@ -72,7 +72,7 @@ pub async fn resolve(
 ) -> Result<Resolved> {
     let saved = saved_torrent_path(out_dir, &magnet.info_hash);
     if let Ok(bytes) = std::fs::read(&saved) {
-        match Metainfo::from_bytes(&bytes) {
+        match Metainfo::from_shared(bytes.into()) {
             Ok(meta) if meta.info_hash == magnet.info_hash => {
                 let peers = crate::dht::resolve(&magnet.peers).await;
                 return Ok(Resolved { meta, peers });
@@ -120,7 +120,7 @@ pub fn build_torrent(info: &[u8], trackers: &[String]) -> Result<Metainfo> {
     put_str(&mut out, "info");
     out.extend_from_slice(info);
     put_end(&mut out);
-    Metainfo::from_bytes(&out).context("the fetched metadata is not a valid info dictionary")
+    Metainfo::from_shared(out.into()).context("the fetched metadata is not a valid info dictionary")
 }
 
 /// Looks for peers and asks them for the info dictionary until one delivers a copy whose

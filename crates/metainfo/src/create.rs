@@ -179,7 +179,7 @@ impl TorrentBuilder {
         });
         let pieces = hash_pieces(&layout.files, total, u64::from(pl), threads, progress)?;
         let bytes = self.encode(&name, &layout, total, &pieces);
-        Ok(Metainfo::from_bytes(&bytes)?)
+        Ok(Metainfo::from_shared(bytes.into())?)
     }
 
     fn encode(&self, name: &str, layout: &Layout, total: u64, pieces: &[[u8; 20]]) -> Vec<u8> {
@@ -398,7 +398,7 @@ mod tests {
         assert!(!m.info.is_multi_file());
         assert_eq!(m.info.name(), "movie.bin");
         assert_eq!(m.info.files()[0].path, ["movie.bin"]);
-        assert_eq!(m.info.pieces(), expected_pieces(&bytes, 16_384));
+        assert_eq!(m.info.pieces().to_vec(), expected_pieces(&bytes, 16_384));
         assert_eq!(m.announce, None);
         assert_eq!(m.creation_date, None);
         // Deterministic: same input, same bytes, whatever the thread count.
@@ -464,7 +464,7 @@ mod tests {
             .collect::<Vec<_>>()
             .concat();
         assert_eq!(m.info.total_length(), stream.len() as u64);
-        assert_eq!(m.info.pieces(), expected_pieces(&stream, 16_384));
+        assert_eq!(m.info.pieces().to_vec(), expected_pieces(&stream, 16_384));
         let scan = TorrentBuilder::new(&root).scan().unwrap();
         assert_eq!(
             scan,
@@ -499,7 +499,10 @@ mod tests {
                 .threads(threads)
                 .build(&|_| {})
                 .unwrap();
-            assert_eq!(m.info.pieces(), expected_pieces(&stream, 256 * 1024));
+            assert_eq!(
+                m.info.pieces().to_vec(),
+                expected_pieces(&stream, 256 * 1024)
+            );
         }
     }
 

@@ -11,6 +11,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use bencode::Value;
+use bytes::Bytes;
 use sha1::{Digest, Sha1};
 
 use crate::error::{MetainfoError, Problem};
@@ -21,6 +22,7 @@ use crate::geometry::{
 };
 use crate::hash::InfoHash;
 use crate::path::{check_components, join_checked, sanitize_component};
+use crate::pieces::{PieceHashes, shared_slice};
 
 /// Largest .torrent (or bare info dictionary) accepted, in bytes.
 pub const MAX_TORRENT_BYTES: usize = 64 << 20;
@@ -39,18 +41,22 @@ pub(crate) fn limits() -> bencode::Limits {
 }
 
 /// A parsed and checked `info` dictionary.
+///
+/// It keeps the dictionary's bytes once, shared: the piece hashes are a view into them, and
+/// cloning an `Info` (or its [`raw_info`](Info::raw_info) or [`pieces`](Info::pieces)) copies
+/// neither.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Info {
     name: String,
     piece_length: u32,
-    pieces: Vec<[u8; 20]>,
+    pieces: PieceHashes,
     private: bool,
     source: Option<String>,
     files: Vec<FileEntry>,
     multi_file: bool,
     geometry: Geometry,
     info_hash: InfoHash,
-    raw: Vec<u8>,
+    raw: Bytes,
 }
 
 impl fmt::Debug for Info {
@@ -71,19 +77,21 @@ impl Info {
     /// Parses a bare bencoded info dictionary (e.g. metadata received from peers, BEP 9); the
     /// info-hash is the SHA-1 of exactly these bytes (compare it with the hash you asked for).
     pub fn from_bytes(raw: &[u8]) -> Result<Info, MetainfoError> {
-        if raw.len() > MAX_TORRENT_BYTES {
-            return Err(MetainfoError::TooLarge {
-                len: raw.len(),
-                max: MAX_TORRENT_BYTES,
-            });
-        }
+        check_size(raw)?;
+        Info::from_shared(Bytes::copy_from_slice(raw))
+    }
+
+    /// Like [`from_bytes`](Info::from_bytes), but keeps `raw` itself (no copy): the result
+    /// shares its bytes.
+    pub fn from_shared(raw: Bytes) -> Result<Info, MetainfoError> {
+        check_size(&raw)?;
         let value =
-            bencode::decode_with(raw, &limits()).map_err(|error| MetainfoError::Bencode {
+            bencode::decode_with(&raw, &limits()).map_err(|error| MetainfoError::Bencode {
                 field: "info",
                 error,
             })?;
-        let info_hash = InfoHash(Sha1::digest(raw).into());
-        parse(&value, raw.to_vec(), info_hash)
+        let info_hash = InfoHash(Sha1::digest(&raw).into());
+        parse(&value, &raw, info_hash)
     }
 
     /// The torrent's name: the file name (single-file) or top directory (multi-file); checked.
@@ -94,8 +102,9 @@ impl Info {
     pub fn piece_length(&self) -> u32 {
         self.piece_length
     }
-    /// The SHA-1 of every piece, in order.
-    pub fn pieces(&self) -> &[[u8; 20]] {
+    /// The SHA-1 of every piece, in order (a view into [`raw_info`](Info::raw_info); clone it
+    /// to share the hashes without copying them).
+    pub fn pieces(&self) -> &PieceHashes {
         &self.pieces
     }
     /// The SHA-1 of piece `p` (`None` only for an index from another torrent's geometry).
@@ -130,8 +139,9 @@ impl Info {
     pub fn info_hash(&self) -> InfoHash {
         self.info_hash
     }
-    /// The info dictionary's bytes exactly as in the .torrent (for BEP 9 metadata exchange).
-    pub fn raw_info(&self) -> &[u8] {
+    /// The info dictionary's bytes exactly as in the .torrent (for BEP 9 metadata exchange);
+    /// clone it to share them without copying.
+    pub fn raw_info(&self) -> &Bytes {
         &self.raw
     }
 
@@ -151,6 +161,17 @@ impl Info {
     pub fn safe_join(&self, out_dir: &Path, file: &FileEntry) -> PathBuf {
         join_checked(out_dir, &file.path)
     }
+}
+
+/// Refuses input over [`MAX_TORRENT_BYTES`].
+pub(crate) fn check_size(raw: &[u8]) -> Result<(), MetainfoError> {
+    if raw.len() > MAX_TORRENT_BYTES {
+        return Err(MetainfoError::TooLarge {
+            len: raw.len(),
+            max: MAX_TORRENT_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// Reads the name, preferring a valid `name.utf-8` as libtorrent does.
@@ -187,7 +208,8 @@ fn parse_piece_length(d: &Dict<'_, '_>) -> Result<u32, MetainfoError> {
     Ok(n as u32)
 }
 
-fn parse_pieces(d: &Dict<'_, '_>) -> Result<Vec<[u8; 20]>, MetainfoError> {
+/// The `pieces` string as a view into `whole`, the bytes `d` was decoded from.
+fn parse_pieces(d: &Dict<'_, '_>, whole: &Bytes) -> Result<PieceHashes, MetainfoError> {
     let raw = d.bytes("pieces")?;
     if raw.len() % 20 != 0 {
         return Err(MetainfoError::invalid(
@@ -195,10 +217,10 @@ fn parse_pieces(d: &Dict<'_, '_>) -> Result<Vec<[u8; 20]>, MetainfoError> {
             format!("length {} is not a multiple of 20", raw.len()),
         ));
     }
-    Ok(raw
-        .chunks_exact(20)
-        .filter_map(|c| <[u8; 20]>::try_from(c).ok())
-        .collect())
+    // A decoded byte string borrows from the input, so this always finds it.
+    shared_slice(whole, raw)
+        .and_then(PieceHashes::from_bytes)
+        .ok_or_else(|| MetainfoError::invalid(d.field("pieces"), "not inside the info bytes"))
 }
 
 fn parse_length(d: &Dict<'_, '_>) -> Result<u64, MetainfoError> {
@@ -300,17 +322,13 @@ fn check_collisions(field: &str, files: &[FileEntry]) -> Result<(), MetainfoErro
     Ok(())
 }
 
-/// Builds an [`Info`] from the decoded dictionary `value` whose exact bytes are `raw`.
-pub(crate) fn parse(
-    value: &Value<'_>,
-    raw: Vec<u8>,
-    info_hash: InfoHash,
-) -> Result<Info, MetainfoError> {
+/// Builds an [`Info`] from the dictionary `value` decoded from exactly `raw`.
+fn parse(value: &Value<'_>, raw: &Bytes, info_hash: InfoHash) -> Result<Info, MetainfoError> {
     let d = Dict::new("info", value)?;
     d.unique_keys()?;
     let name = parse_name(&d)?;
     let piece_length = parse_piece_length(&d)?;
-    let pieces = parse_pieces(&d)?;
+    let pieces = parse_pieces(&d, raw)?;
     let private = d.lenient_int("private").is_some_and(|n| n != 0);
     let source = d.lenient_str("source");
 
@@ -364,6 +382,6 @@ pub(crate) fn parse(
         multi_file,
         geometry,
         info_hash,
-        raw,
+        raw: raw.clone(),
     })
 }

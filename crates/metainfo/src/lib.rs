@@ -14,6 +14,7 @@ mod hasher;
 pub mod info;
 pub mod magnet;
 pub mod path;
+pub mod pieces;
 pub mod torrent;
 
 pub use bitfield::{Bitfield, BitfieldError};
@@ -25,4 +26,5 @@ pub use hash::{HashParseError, InfoHash, PeerId};
 pub use info::{Info, MAX_FILES, MAX_TORRENT_BYTES};
 pub use magnet::{Magnet, MagnetError};
 pub use path::{PathError, PathProblem};
+pub use pieces::PieceHashes;
 pub use torrent::Metainfo;

@@ -6,16 +6,20 @@
 //! ignored. Duplicate top-level keys are refused so two readers cannot disagree on `info`.
 
 use bencode::Value;
+use bytes::Bytes;
 
 use crate::error::MetainfoError;
 use crate::fields::Dict;
 use crate::hash::InfoHash;
-use crate::info::{self, Info, MAX_TORRENT_BYTES};
+use crate::info::{self, Info};
+use crate::pieces::shared_slice;
 
 /// Most tracker URLs (over all tiers) and web seeds kept from one torrent; extra ones are dropped.
 pub const MAX_TRACKERS: usize = 256;
 
 /// A parsed .torrent file.
+///
+/// It keeps the file's bytes once: [`Info::raw_info`] and the piece hashes are views into them.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Metainfo {
     /// SHA-1 of the raw `info` dictionary (same as `info.info_hash()`).
@@ -34,7 +38,7 @@ pub struct Metainfo {
     pub created_by: Option<String>,
     /// Creation time, seconds since the Unix epoch.
     pub creation_date: Option<i64>,
-    raw: Vec<u8>,
+    raw: Bytes,
 }
 
 impl std::fmt::Debug for Metainfo {
@@ -56,12 +60,15 @@ impl std::fmt::Debug for Metainfo {
 impl Metainfo {
     /// Parses and checks a .torrent file.
     pub fn from_bytes(buf: &[u8]) -> Result<Metainfo, MetainfoError> {
-        if buf.len() > MAX_TORRENT_BYTES {
-            return Err(MetainfoError::TooLarge {
-                len: buf.len(),
-                max: MAX_TORRENT_BYTES,
-            });
-        }
+        info::check_size(buf)?;
+        Metainfo::from_shared(Bytes::copy_from_slice(buf))
+    }
+
+    /// Like [`from_bytes`](Metainfo::from_bytes), but keeps `buf` itself (no copy): the result,
+    /// its info dictionary and piece hashes share its bytes.
+    pub fn from_shared(raw: Bytes) -> Result<Metainfo, MetainfoError> {
+        info::check_size(&raw)?;
+        let buf: &[u8] = &raw;
         let limits = info::limits();
         let bad = |error| MetainfoError::Bencode {
             field: "torrent",
@@ -96,7 +103,9 @@ impl Metainfo {
         })?;
         let raw_info =
             raw_info.ok_or_else(|| MetainfoError::field("info", crate::error::Problem::Missing))?;
-        let info = Info::from_bytes(raw_info)?;
+        let raw_info = shared_slice(&raw, raw_info)
+            .ok_or_else(|| MetainfoError::invalid("info", "not inside the torrent bytes"))?;
+        let info = Info::from_shared(raw_info)?;
 
         Ok(Metainfo {
             info_hash: info.info_hash(),
@@ -107,7 +116,7 @@ impl Metainfo {
             created_by: d.lenient_str("created by"),
             creation_date: d.lenient_int("creation date"),
             info,
-            raw: buf.to_vec(),
+            raw,
         })
     }
 
@@ -118,7 +127,7 @@ impl Metainfo {
 
     /// A copy of the raw torrent bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
-        self.raw.clone()
+        self.raw.to_vec()
     }
 
     /// Tracker tiers to use: `announce-list` when present (BEP 12 says `announce` is then
@@ -269,10 +278,17 @@ mod tests {
         assert_eq!(i.files().len(), 1);
         assert_eq!(i.files()[0].path, ["a.bin"]);
         assert_eq!(i.geometry().piece_count(), 2);
-        assert_eq!(i.pieces()[1][0], 20);
+        assert_eq!(i.pieces().get(1).map(|h| h[0]), Some(20));
         let p1 = i.geometry().piece(1).unwrap();
         assert_eq!(i.piece_hash(p1).map(|h| h[19]), Some(39));
         assert_eq!(Info::from_bytes(&info).unwrap(), m.info);
+        // One copy: the info dictionary and the piece hashes are views into the torrent's bytes.
+        let whole = m.as_bytes().as_ptr_range();
+        let inner = m.info.raw_info().as_ptr_range();
+        let hashes = i.pieces().as_bytes().as_ptr_range();
+        assert!(whole.start <= inner.start && inner.end <= whole.end);
+        assert!(inner.start <= hashes.start && hashes.end <= inner.end);
+        assert_eq!(i.pieces().as_bytes(), &(0..40).collect::<Vec<u8>>()[..]);
         // Debug output names the torrent but does not dump its bytes.
         let dbg = format!("{m:?}");
         assert!(dbg.contains("a.bin") && dbg.contains(&m.info_hash.to_hex()));
@@ -638,7 +654,7 @@ mod tests {
             "torrent: bencode: input ends inside a value at byte 0"
         );
         assert!(matches!(
-            Metainfo::from_bytes(&vec![b'd'; MAX_TORRENT_BYTES + 1]),
+            Metainfo::from_bytes(&vec![b'd'; crate::MAX_TORRENT_BYTES + 1]),
             Err(MetainfoError::TooLarge { .. })
         ));
     }

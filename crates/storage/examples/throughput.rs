@@ -49,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let pattern_hashes: Vec<[u8; 20]> = patterns.iter().map(|p| Sha1::digest(p).into()).collect();
     let sha_secs = t.elapsed().as_secs_f64();
     let count = (total / piece) as usize;
-    let hashes = (0..count).map(|i| pattern_hashes[i % PATTERNS]).collect();
+    let hashes: Vec<[u8; 20]> = (0..count).map(|i| pattern_hashes[i % PATTERNS]).collect();
     let spec = FileSpec {
         path: vec!["throughput.bin".into()],
         length: total,

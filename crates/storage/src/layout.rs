@@ -8,7 +8,7 @@
 
 use std::collections::HashSet;
 
-use metainfo::{FileEntry, Geometry, GeometryError, Info, PieceIndex};
+use metainfo::{FileEntry, Geometry, GeometryError, Info, PieceHashes, PieceIndex};
 
 /// One file of a torrent, as given to [`Layout::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +76,8 @@ pub enum LayoutError {
 pub struct Layout {
     geometry: Geometry,
     files: Vec<FileEntry>,
-    hashes: Vec<[u8; 20]>,
+    /// Shared with the parsed torrent when built from one (not a copy).
+    hashes: PieceHashes,
 }
 
 /// True if `c` is a plain file name: not empty, not `.` or `..`, no separator, no NUL.
@@ -86,11 +87,14 @@ pub(crate) fn is_plain_component(c: &str) -> bool {
 
 impl Layout {
     /// Lays `files` end to end in pieces of `piece_length`, checking every path component.
+    /// `hashes` is a list of SHA-1s or, to share them without a copy, a parsed torrent's
+    /// [`Info::pieces`] (cloned).
     pub fn new(
         piece_length: u64,
         files: Vec<FileSpec>,
-        hashes: Vec<[u8; 20]>,
+        hashes: impl Into<PieceHashes>,
     ) -> Result<Self, LayoutError> {
+        let hashes = hashes.into();
         if files.is_empty() {
             return Err(LayoutError::NoFiles);
         }
@@ -155,11 +159,7 @@ impl Layout {
                 pad: f.pad,
             })
             .collect();
-        Layout::new(
-            u64::from(info.piece_length()),
-            files,
-            info.pieces().to_vec(),
-        )
+        Layout::new(u64::from(info.piece_length()), files, info.pieces().clone())
     }
 
     /// The piece geometry.

@@ -100,7 +100,7 @@ mod tests {
     #[test]
     fn finds_exactly_the_good_pieces_and_reports_progress() {
         let data: Vec<u8> = (0..100u32).map(|i| (i * 7) as u8).collect();
-        let hashes = data.chunks(16).map(|c| Sha1::digest(c).into()).collect();
+        let hashes: Vec<[u8; 20]> = data.chunks(16).map(|c| Sha1::digest(c).into()).collect();
         let spec = FileSpec {
             path: vec!["f".into()],
             length: 100,

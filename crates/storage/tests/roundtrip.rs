@@ -30,7 +30,7 @@ fn build(files: &[(u64, bool)], piece: u64, content: &[u8]) -> Layout {
             pad,
         })
         .collect();
-    let hashes = content
+    let hashes: Vec<[u8; 20]> = content
         .chunks(piece as usize)
         .map(|c| Sha1::digest(c).into())
         .collect();

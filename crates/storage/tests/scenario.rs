@@ -55,7 +55,7 @@ fn layout() -> Layout {
             pad: *pad,
         })
         .collect();
-    let hashes = stream()
+    let hashes: Vec<[u8; 20]> = stream()
         .chunks(PIECE as usize)
         .map(|c| Sha1::digest(c).into())
         .collect();
