@@ -14,8 +14,9 @@ const GONE: u32 = u32::MAX;
 /// How many peers have each piece, and the missing pieces ordered by that count.
 #[derive(Debug, Clone)]
 pub(super) struct Availability {
-    /// Peers known to have each piece (every piece, including the ones we have).
-    count: Vec<u32>,
+    /// Peers known to have each piece (every piece, including the ones we have). Two bytes a
+    /// piece: a count stops at `u16::MAX`, far above any peer limit (each peer counts once).
+    count: Vec<u16>,
     /// Missing pieces, sorted by `count` (order within a bucket is arbitrary).
     order: Vec<u32>,
     /// Index of each piece in `order`, or [`GONE`].
@@ -46,7 +47,7 @@ impl Availability {
 
     /// Peers known to have piece `p`.
     pub(super) fn get(&self, p: PieceIndex) -> u32 {
-        self.count.get(p.idx()).copied().unwrap_or(0)
+        self.count.get(p.idx()).copied().map_or(0, u32::from)
     }
 
     /// Number of buckets (highest availability ever seen among missing pieces, plus one).
@@ -67,6 +68,9 @@ impl Availability {
         let Some(c) = self.count.get_mut(p.idx()) else {
             return;
         };
+        if *c == u16::MAX {
+            return;
+        }
         let a = *c as usize;
         *c += 1;
         if self.position(p).is_none() {
@@ -208,6 +212,21 @@ mod tests {
             let listed = (0..a.buckets()).any(|b| a.bucket(b).contains(&i));
             assert_eq!(listed, !gone[i as usize], "piece {i}");
         }
+    }
+
+    #[test]
+    fn a_count_stops_at_its_ceiling_and_stays_consistent() {
+        let g = Geometry::new(2 * 16384, 16384).unwrap();
+        let mut a = Availability::new(&Bitfield::new(2));
+        let p = g.piece(0).unwrap();
+        for _ in 0..u32::from(u16::MAX) + 3 {
+            a.increment(p);
+        }
+        assert_eq!(a.get(p), u32::from(u16::MAX));
+        a.decrement(p);
+        assert_eq!(a.get(p), u32::from(u16::MAX) - 1);
+        a.check();
+        assert_eq!(a.bucket(0), &[1]);
     }
 
     #[test]

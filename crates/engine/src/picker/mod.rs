@@ -36,6 +36,8 @@ mod partial;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
+
 use metainfo::{Bitfield, BlockRef, Geometry, PieceIndex};
 use rand::Rng;
 
@@ -45,9 +47,6 @@ use partial::{Block, Partial};
 /// Entries of the availability order the rarest-first search looks at before it falls back to
 /// a pass over the peer's bitfield.
 pub const SCAN_BUDGET: usize = 256;
-
-/// Marks a piece with no entry in the partial list.
-const NO_SLOT: u32 = u32::MAX;
 
 /// Tunables of the [`Picker`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -103,8 +102,9 @@ pub struct Picker {
     open: usize,
     /// Pieces in progress that are not yet fully received (what the partial cap counts).
     downloading: usize,
-    /// Index of each piece in `partials`, or [`NO_SLOT`].
-    slot: Vec<u32>,
+    /// Index in `partials` of each piece in progress (one entry per partial piece rather than
+    /// a slot for every piece of the torrent).
+    slot: HashMap<PieceIndex, u32>,
     /// Free blocks over all missing pieces (a piece not started counts all its blocks).
     free_blocks: u64,
     /// Reused by `pick` to order the partial pieces: (availability, free blocks, piece).
@@ -133,7 +133,7 @@ impl Picker {
         Picker {
             availability: Availability::new(&have),
             started: Bitfield::new(n),
-            slot: vec![NO_SLOT; n as usize],
+            slot: HashMap::new(),
             partials: Vec::new(),
             open: 0,
             downloading: 0,
@@ -483,9 +483,7 @@ impl Picker {
         let i = self.partials.len();
         self.partials
             .push(Partial::new(p, self.geometry.block_count(p)));
-        if let Some(s) = self.slot.get_mut(p.idx()) {
-            *s = i as u32;
-        }
+        self.slot.insert(p, i as u32);
         self.started.set(p);
         self.downloading += 1;
         self.settle(i)
@@ -505,9 +503,7 @@ impl Picker {
         let Some(gone) = self.partials.pop() else {
             return;
         };
-        if let Some(s) = self.slot.get_mut(gone.piece.idx()) {
-            *s = NO_SLOT;
-        }
+        self.slot.remove(&gone.piece);
         if !gone.is_full() {
             self.downloading -= 1;
         }
@@ -540,7 +536,7 @@ impl Picker {
         self.partials.swap(i, j);
         for at in [i, j] {
             if let Some(pp) = self.partials.get(at) {
-                if let Some(s) = self.slot.get_mut(pp.piece.idx()) {
+                if let Some(s) = self.slot.get_mut(&pp.piece) {
                     *s = at as u32;
                 }
             }
@@ -549,11 +545,7 @@ impl Picker {
 
     /// The index in `partials` of piece `p`, if it is in progress.
     fn slot_of(&self, p: PieceIndex) -> Option<usize> {
-        self.slot
-            .get(p.idx())
-            .copied()
-            .filter(|&s| s != NO_SLOT)
-            .map(|s| s as usize)
+        self.slot.get(&p).map(|&s| s as usize)
     }
 
     /// A block arrived: records it and says whether it was new and completed its piece.
@@ -660,6 +652,7 @@ impl Picker {
         }
         assert_eq!(free, self.free_blocks);
         assert_eq!(self.started.count() as usize, self.partials.len());
+        assert_eq!(self.slot.len(), self.partials.len());
         for (i, pp) in self.partials.iter().enumerate() {
             assert_eq!(pp.free() > 0, i < self.open, "partition at {i}");
         }
