@@ -40,11 +40,11 @@ pub struct FetchArgs {
     /// SWARM_INFO_HASH and SWARM_PATH in its environment.
     #[arg(long, value_name = "CMD")]
     pub on_complete: Option<String>,
-    /// Write pieces through the page cache. By default verified pieces are written around it
-    /// (O_DIRECT) where the file system and the disk allow, which saves a copy of every byte;
-    /// a disk found slow at that (spinning) gets page-cache writes anyway.
+    /// Write verified pieces around the page cache (O_DIRECT) where the file system and the
+    /// disk allow, which saves copying every byte into it; a file system that refuses, or a
+    /// disk found slow at it (spinning), gets page-cache writes anyway.
     #[arg(long)]
-    pub buffered_writes: bool,
+    pub direct_writes: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -106,7 +106,7 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
             mode: Mode::ReadWrite,
             trusted_complete: false,
             resume: true,
-            direct_writes: !args.buffered_writes,
+            direct_writes: args.direct_writes,
         };
         let a = add(&session, meta, opts, &ui).await?;
         if !peers.is_empty() {

@@ -2,7 +2,10 @@
 //! the file and the cause, a non-zero exit, no panic, and resume data (if any was written) that
 //! claims only pieces whose bytes really are on disk.
 //!
-//! The disks are tmpfs mounts made by the test (8 MiB, or read-only), which needs root; without
+//! With `--direct-writes` (O_DIRECT), a download completes with identical bytes both where the
+//! file system takes O_DIRECT and where it refuses it (ramfs), through the page cache then.
+//!
+//! The disks are tmpfs or ramfs mounts made by the test (8 MiB, or read-only), which needs root; without
 //! it each test prints `SKIP: ...` with the reason and passes. Read-only mounts stop root too,
 //! where permission bits (chmod 0555) do not.
 
@@ -85,7 +88,7 @@ fn a_read_only_output_directory_is_a_clear_error() -> Result<()> {
 
 #[test]
 fn a_file_system_that_refuses_direct_writes_gets_buffered_ones() -> Result<()> {
-    // Pieces are written around the page cache (O_DIRECT) by default; ramfs refuses that at
+    // `--direct-writes` writes pieces around the page cache (O_DIRECT); ramfs refuses that at
     // open, and the download must carry on through the page cache with nothing lost. Three
     // pieces of 256 KiB and a short last one, so whole pieces and a tail are both written.
     let mut spec = SeedSpec::new("ram.bin", 3 * 256 * 1024 + 777, 95);
@@ -112,13 +115,34 @@ fn a_file_system_that_refuses_direct_writes_gets_buffered_ones() -> Result<()> {
         "this ramfs takes O_DIRECT: the test would not test the fallback"
     );
     let out = ram.path().join("downloads");
-    let mut leecher = Proc::spawn(s.fetch_command(&out)?, "leecher", &s.logs)?;
+    let mut cmd = s.fetch_command(&out)?;
+    cmd.arg("--direct-writes");
+    let mut leecher = Proc::spawn(cmd, "leecher", &s.logs)?;
     leecher.wait_success(TIMEOUT)?;
     ensure!(
         std::fs::read(s.fetched(&out))? == std::fs::read(&s.data)?,
         "the download on ramfs differs from the seed's data"
     );
     drop(ram);
+    Ok(())
+}
+
+#[test]
+fn direct_writes_download_whole_pieces_and_a_short_tail() -> Result<()> {
+    // The same download on the test's own disk, where O_DIRECT is taken: whole pieces go around
+    // the page cache, the 777-byte tail through it.
+    let mut spec = SeedSpec::new("direct.bin", 3 * 256 * 1024 + 777, 97);
+    spec.piece_size = "256K";
+    let s = Seeded::start(spec)?;
+    let out = s.dir().join("direct-out");
+    let mut cmd = s.fetch_command(&out)?;
+    cmd.arg("--direct-writes");
+    let mut leecher = Proc::spawn(cmd, "leecher", &s.logs)?;
+    leecher.wait_success(TIMEOUT)?;
+    ensure!(
+        std::fs::read(s.fetched(&out))? == std::fs::read(&s.data)?,
+        "the download with direct writes differs from the seed's data"
+    );
     Ok(())
 }
 
