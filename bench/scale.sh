@@ -58,8 +58,10 @@ for kind in $SEEDERS; do
         LOG="$WORK/seed-$kind-$n.log"
         case $kind in
         ours)
+            # --no-super-seed: the load peers ask for random blocks of any piece and read no
+            # HAVEs, which a super-seed (the default) refuses for pieces it has not shown them.
             spawn "$SWARM" seed "$TORRENT" --data "$DATA" --listen "127.0.0.1:$port" \
-                --max-peers $((n + 50))
+                --max-peers $((n + 50)) --no-super-seed
             wait_line "listening on port" 120 "$LOG"
             ;;
         lt)
