@@ -89,11 +89,8 @@ fn a_read_only_output_directory_is_a_clear_error() -> Result<()> {
 #[test]
 fn a_file_system_that_refuses_direct_writes_gets_buffered_ones() -> Result<()> {
     // `--direct-writes` writes pieces around the page cache (O_DIRECT); ramfs refuses that at
-    // open, and the download must carry on through the page cache with nothing lost. Three
-    // pieces of 256 KiB and a short last one, so whole pieces and a tail are both written.
-    let mut spec = SeedSpec::new("ram.bin", 3 * 256 * 1024 + 777, 95);
-    spec.piece_size = "256K";
-    let s = Seeded::start(spec)?;
+    // open, and the download must carry on through the page cache with nothing lost.
+    let s = direct_seed("ram.bin", 95)?;
     let ram_dir = s.dir().join("ramfs");
     let ram = match Tmpfs::mount_ramfs(&ram_dir)? {
         Ok(d) => d,
@@ -114,15 +111,7 @@ fn a_file_system_that_refuses_direct_writes_gets_buffered_ones() -> Result<()> {
         probe.is_err(),
         "this ramfs takes O_DIRECT: the test would not test the fallback"
     );
-    let out = ram.path().join("downloads");
-    let mut cmd = s.fetch_command(&out)?;
-    cmd.arg("--direct-writes");
-    let mut leecher = Proc::spawn(cmd, "leecher", &s.logs)?;
-    leecher.wait_success(TIMEOUT)?;
-    ensure!(
-        std::fs::read(s.fetched(&out))? == std::fs::read(&s.data)?,
-        "the download on ramfs differs from the seed's data"
-    );
+    fetch_direct(&s, &ram.path().join("downloads"))?;
     drop(ram);
     Ok(())
 }
@@ -131,17 +120,28 @@ fn a_file_system_that_refuses_direct_writes_gets_buffered_ones() -> Result<()> {
 fn direct_writes_download_whole_pieces_and_a_short_tail() -> Result<()> {
     // The same download on the test's own disk, where O_DIRECT is taken: whole pieces go around
     // the page cache, the 777-byte tail through it.
-    let mut spec = SeedSpec::new("direct.bin", 3 * 256 * 1024 + 777, 97);
+    let s = direct_seed("direct.bin", 97)?;
+    fetch_direct(&s, &s.dir().join("direct-out"))
+}
+
+/// A seeder of three pieces of 256 KiB and a short last one, so that whole pieces and a tail
+/// are both written.
+fn direct_seed(name: &'static str, seed: u64) -> Result<Seeded> {
+    let mut spec = SeedSpec::new(name, 3 * 256 * 1024 + 777, seed);
     spec.piece_size = "256K";
-    let s = Seeded::start(spec)?;
-    let out = s.dir().join("direct-out");
-    let mut cmd = s.fetch_command(&out)?;
+    Seeded::start(spec)
+}
+
+/// `swarm fetch --direct-writes` into `out`: it must succeed with the seed's exact bytes.
+fn fetch_direct(s: &Seeded, out: &Path) -> Result<()> {
+    let mut cmd = s.fetch_command(out)?;
     cmd.arg("--direct-writes");
     let mut leecher = Proc::spawn(cmd, "leecher", &s.logs)?;
     leecher.wait_success(TIMEOUT)?;
     ensure!(
-        std::fs::read(s.fetched(&out))? == std::fs::read(&s.data)?,
-        "the download with direct writes differs from the seed's data"
+        std::fs::read(s.fetched(out))? == std::fs::read(&s.data)?,
+        "the download into {} differs from the seed's data",
+        out.display()
     );
     Ok(())
 }
