@@ -189,7 +189,7 @@ run_leecher() {
 }
 
 # run_leecher, but a leecher that fails (exit status, timeout) is reported and skipped: the
-# row then has fewer runs (FAILED counts them).
+# row then has fewer runs (the caller counts them in FAILED).
 try_leecher() {
     local before=${#PIDS[@]}
     # A subshell, so a failure does not end the script; it stops what it started.
@@ -199,7 +199,7 @@ try_leecher() {
         run_leecher "$@"
     ); then
         echo "$1 leecher failed; see $WORK/leech-$1.log" >&2
-        FAILED=$((FAILED + 1))
+        return 1
     fi
 }
 
@@ -221,39 +221,51 @@ name() {
     esac
 }
 
+# One run of pairing $1, appended to its results file. A seeder is started for the run and
+# stopped after it (a Transmission seeder did not serve a second leecher anyway).
+run_pair() {
+    local pair=$1 results="$WORK/results-$1.txt" seeder leecher
+    if [[ $pair == ceiling ]]; then
+        run_ceiling "$results"
+        return
+    fi
+    seeder=${pair%-*}
+    leecher=${pair#*-}
+    if [[ $leecher == tr ]]; then
+        [[ $seeder == lt ]] || { echo "$pair: a Transmission leecher needs lt" >&2; exit 1; }
+        try_leecher tr "$results" || FAILED[$pair]=$((${FAILED[$pair]:-0} + 1))
+        return
+    fi
+    start_seeder "$seeder"
+    try_leecher "$leecher" "$results" || FAILED[$pair]=$((${FAILED[$pair]:-0} + 1))
+    stop "$SEEDER"
+    [[ $seeder == tr ]] && rm -rf "$WORK/tr-seed"
+    return 0
+}
+
+# Rounds: every pairing once per round, so that each ratio compares runs made minutes apart,
+# under the same conditions (on a shared virtual machine the cost of filling the page cache
+# changed several-fold within the hour).
+declare -A FAILED
+for pair in $PAIRS; do : >"$WORK/results-$pair.txt"; done
+for ((run = 1; run <= RUNS; run++)); do
+    for pair in $PAIRS; do run_pair "$pair"; done
+done
+
 printf '\n%s MiB, %s pieces, median of %s (load average %s)\n' "$SIZE_MIB" "$PIECE" "$RUNS" \
     "$(load1)"
 printf '| seeder -> leecher | wall s | MB/s | leecher CPU s | leecher peak RSS MiB | runs (wall s) |\n'
 printf '|---|---|---|---|---|---|\n'
 for pair in $PAIRS; do
     results="$WORK/results-$pair.txt"
-    : >"$results"
     if [[ $pair == ceiling ]]; then
-        for ((run = 1; run <= RUNS; run++)); do run_ceiling "$results"; done
         label="ceiling (read -> TCP -> SHA-1 -> pwrite)"
     else
         seeder=${pair%-*}
         leecher=${pair#*-}
-        FAILED=0
-        if [[ $leecher == tr ]]; then
-            [[ $seeder == lt ]] || { echo "$pair: a Transmission leecher needs lt" >&2; exit 1; }
-            for ((run = 1; run <= RUNS; run++)); do try_leecher tr "$results"; done
-        elif [[ $seeder == tr ]]; then
-            # A fresh daemon per run: a Transmission seeder did not serve a second leecher.
-            for ((run = 1; run <= RUNS; run++)); do
-                start_seeder tr
-                try_leecher "$leecher" "$results"
-                stop "$SEEDER"
-                rm -rf "$WORK/tr-seed"
-            done
-        else
-            start_seeder "$seeder"
-            for ((run = 1; run <= RUNS; run++)); do try_leecher "$leecher" "$results"; done
-            stop "$SEEDER"
-        fi
         if [[ ! -s $results ]]; then
             printf '| %s -> %s | failed | | | | %s failed runs |\n' "$(name "$seeder")" \
-                "$(name "$leecher")" "$FAILED"
+                "$(name "$leecher")" "${FAILED[$pair]:-0}"
             continue
         fi
         label="$(name "$seeder") -> $(name "$leecher")"

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use crate::progress::Ui;
 use crate::session::Session;
 use crate::torrent::TorrentShared;
+use crate::write_behind::WriteBehind;
 
 /// Where a torrent's data is and how far to trust it.
 #[derive(Debug, Clone)]
@@ -33,6 +34,8 @@ pub struct AddOptions {
     /// Write verified pieces around the page cache where the storage allows it
     /// ([`storage::OpenOptions::direct_writes`]).
     pub direct_writes: bool,
+    /// Reserve the files' blocks when creating them ([`storage::OpenOptions::preallocate`]).
+    pub preallocate: bool,
 }
 
 /// A started torrent and the tasks to await at shutdown.
@@ -87,6 +90,7 @@ pub async fn add(
     let out_dir = opts.out_dir.clone();
     let mode = opts.mode;
     let direct_writes = opts.direct_writes;
+    let preallocate = opts.preallocate;
     let pool = Some(session.files.clone());
     let storage = tokio::task::spawn_blocking(move || {
         Storage::new(
@@ -96,6 +100,7 @@ pub async fn add(
                 mode,
                 pool,
                 direct_writes,
+                preallocate,
             },
         )
     })
@@ -152,6 +157,10 @@ pub async fn add(
             std::thread::available_parallelism().map_or(2, |n| n.get()),
         )),
         write_lock: Arc::default(),
+        write_behind: Mutex::new(WriteBehind::new(
+            geometry.nominal_piece_len(),
+            geometry.piece_count(),
+        )),
         done,
         error: Mutex::new(None),
         cancel: session.shutdown.child_token(),

@@ -40,11 +40,16 @@ pub struct FetchArgs {
     /// SWARM_INFO_HASH and SWARM_PATH in its environment.
     #[arg(long, value_name = "CMD")]
     pub on_complete: Option<String>,
-    /// Write verified pieces around the page cache (O_DIRECT) where the file system and the
-    /// disk allow, which saves copying every byte into it; a file system that refuses, or a
-    /// disk found slow at it (spinning), gets page-cache writes anyway.
+    /// Write verified pieces through the page cache. By default they go around it (O_DIRECT),
+    /// in runs of consecutive pieces, where the file system and the disk allow: that saves
+    /// copying every byte into the cache; a file system that refuses, or a disk found slow at
+    /// it (spinning), gets page-cache writes anyway.
     #[arg(long)]
-    pub direct_writes: bool,
+    pub buffered_writes: bool,
+    /// Leave the files sparse instead of reserving their space when the download starts
+    /// (reserving shows a full disk at once and lays each file out in few extents).
+    #[arg(long)]
+    pub sparse: bool,
     #[command(flatten)]
     pub net: NetArgs,
 }
@@ -106,7 +111,8 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
             mode: Mode::ReadWrite,
             trusted_complete: false,
             resume: true,
-            direct_writes: args.direct_writes,
+            direct_writes: !args.buffered_writes,
+            preallocate: !args.sparse,
         };
         let a = add(&session, meta, opts, &ui).await?;
         if !peers.is_empty() {

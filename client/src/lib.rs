@@ -21,6 +21,7 @@ pub mod seed;
 pub mod session;
 pub mod size;
 pub mod torrent;
+pub mod write_behind;
 
 use std::process::ExitCode;
 

@@ -221,6 +221,7 @@ async fn create_torrent(
             trusted_complete: true,
             resume: false,
             direct_writes: false,
+            preallocate: false,
         },
     ))
 }
@@ -245,6 +246,7 @@ fn existing_torrent(torrent: &Path, data: &Path) -> Result<(Metainfo, AddOptions
             trusted_complete: false,
             resume: false,
             direct_writes: false,
+            preallocate: false,
         },
     ))
 }

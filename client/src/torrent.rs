@@ -17,6 +17,10 @@ use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
 use crate::peers::Candidates;
+use crate::write_behind::{MAX_HOLD, Run, WriteBehind};
+
+/// A piece out of the disk jobs: how it went, and its buffer to recycle.
+type Written = (PieceIndex, PieceOutcome, Option<PieceData>);
 
 /// What a connection task needs to be told from outside.
 #[derive(Debug)]
@@ -52,8 +56,11 @@ pub struct TorrentShared {
     pub disk: Arc<Semaphore>,
     /// Held while a piece is written: the jobs hash in parallel but write one at a time, as
     /// concurrent buffered writes to one file make the kernel spin on the inode lock (perf:
-    /// 16% of a leecher's CPU in `rwsem_spin_on_owner` with two writers).
+    /// 16% of a leecher's CPU in `rwsem_spin_on_owner` with two writers). Not taken when the
+    /// storage's writes run side by side (`Storage::writes_in_parallel`).
     pub write_lock: Arc<Mutex<()>>,
+    /// Verified pieces waiting to be written with their group (direct writes only).
+    pub write_behind: Mutex<WriteBehind>,
     /// True once every piece is verified and on disk.
     pub done: watch::Sender<bool>,
     /// A fatal error (disk full, unwritable directory): the torrent stops.
@@ -136,53 +143,143 @@ impl TorrentShared {
         }
     }
 
-    /// Hashes a complete piece off the async threads, writes it if it matches, and reports back.
+    /// Hashes a complete piece off the async threads, writes it if it matches (now, or with its
+    /// group through the write-behind), and reports back every piece written.
     fn spawn_verify(self: &Arc<Self>, piece: PieceIndex, data: PieceData) {
         let me = self.clone();
         tokio::spawn(async move {
             let Ok(permit) = me.disk.clone().acquire_owned().await else {
                 return;
             };
-            let st = me.storage.clone();
-            let write_lock = me.write_lock.clone();
+            let me2 = me.clone();
             let job = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                let ok = st
-                    .layout()
-                    .piece_hash(piece)
-                    .is_some_and(|want| Sha1::digest(&*data).as_slice() == want);
-                if !ok {
-                    return (Ok(PieceOutcome::HashFailed), data);
-                }
-                let written = {
-                    let _writing = write_lock.lock();
-                    st.write_piece(piece, &data).map(|()| PieceOutcome::Written)
-                };
-                (written, data)
+                me2.verify_and_write(piece, data)
             });
-            let (outcome, buf) = match job.await {
-                Ok((Ok(o), buf)) => (o, Some(buf)),
-                Ok((Err(e), buf)) => {
-                    me.fail(e.to_string());
-                    (PieceOutcome::WriteFailed, Some(buf))
+            match job.await {
+                Ok((done, held)) => {
+                    if held {
+                        me.expire_held_later();
+                    }
+                    me.report(done);
                 }
                 Err(e) => {
                     me.fail(format!("disk task failed: {e}"));
-                    (PieceOutcome::WriteFailed, None)
+                    me.report(vec![(piece, PieceOutcome::WriteFailed, None)]);
+                }
+            }
+        });
+    }
+
+    /// The blocking part of [`spawn_verify`](Self::spawn_verify): the pieces it finished, and
+    /// whether it left `piece` held for its group.
+    fn verify_and_write(&self, piece: PieceIndex, data: PieceData) -> (Vec<Written>, bool) {
+        let st = &self.storage;
+        let ok = st
+            .layout()
+            .piece_hash(piece)
+            .is_some_and(|want| Sha1::digest(&*data).as_slice() == want);
+        if !ok {
+            return (vec![(piece, PieceOutcome::HashFailed, Some(data))], false);
+        }
+        if st.writes_in_parallel() {
+            let p = piece.get();
+            let members = self.write_behind.lock().group_of(p);
+            let coming: Vec<bool> = {
+                let e = self.engine.lock();
+                members
+                    .clone()
+                    .map(|q| {
+                        e.geometry()
+                            .piece(q)
+                            .is_some_and(|q| e.piece_in_progress(q))
+                    })
+                    .collect()
+            };
+            let first = members.start;
+            let runs = self.write_behind.lock().add(p, data, Instant::now(), |q| {
+                coming
+                    .get(q.saturating_sub(first) as usize)
+                    .copied()
+                    .unwrap_or(false)
+            });
+            let held = runs
+                .iter()
+                .all(|r| !(r.first..r.first + r.pieces.len() as u32).contains(&p));
+            return (self.write_runs(runs), held);
+        }
+        let written = {
+            let _writing = self.write_lock.lock();
+            st.write_piece(piece, &data).map(|()| PieceOutcome::Written)
+        };
+        let outcome = written.unwrap_or_else(|e| {
+            self.fail(e.to_string());
+            PieceOutcome::WriteFailed
+        });
+        (vec![(piece, outcome, Some(data))], false)
+    }
+
+    /// Writes runs of consecutive verified pieces; a write error stops the torrent.
+    fn write_runs(&self, runs: Vec<Run>) -> Vec<Written> {
+        let g = *self.storage.layout().geometry();
+        let mut done = Vec::new();
+        for run in runs {
+            let Some(first) = g.piece(run.first) else {
+                continue;
+            };
+            let slices: Vec<&[u8]> = run.pieces.iter().map(|d| &**d).collect();
+            let outcome = match self.storage.write_run(first, &slices) {
+                Ok(()) => PieceOutcome::Written,
+                Err(e) => {
+                    self.fail(e.to_string());
+                    PieceOutcome::WriteFailed
                 }
             };
-            if outcome == PieceOutcome::HashFailed {
+            for (k, d) in run.pieces.into_iter().enumerate() {
+                if let Some(p) = g.piece(run.first + k as u32) {
+                    done.push((p, outcome, Some(d)));
+                }
+            }
+        }
+        done
+    }
+
+    /// Writes, once [`MAX_HOLD`] has passed, the groups still held then.
+    fn expire_held_later(self: &Arc<Self>) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(MAX_HOLD).await;
+            let me2 = me.clone();
+            let job = tokio::task::spawn_blocking(move || {
+                let runs = me2.write_behind.lock().expired(Instant::now(), MAX_HOLD);
+                me2.write_runs(runs)
+            });
+            if let Ok(done) = job.await {
+                me.report(done);
+            }
+        });
+    }
+
+    /// Tells the engine how pieces came out of the disk jobs and gives their buffers back.
+    fn report(self: &Arc<Self>, done: Vec<Written>) {
+        if done.is_empty() {
+            return;
+        }
+        for (piece, outcome, _) in &done {
+            if *outcome == PieceOutcome::HashFailed {
                 tracing::info!(
                     piece = piece.get(),
                     "piece failed its hash check; fetching it again"
                 );
             }
-            me.with_engine(|e, now| {
+        }
+        self.with_engine(|e, now| {
+            for (piece, outcome, buf) in done {
                 e.piece_written(piece, outcome, now);
                 if let Some(buf) = buf {
                     e.recycle(buf);
                 }
-            });
+            }
         });
     }
 

@@ -2,8 +2,10 @@
 //! the file and the cause, a non-zero exit, no panic, and resume data (if any was written) that
 //! claims only pieces whose bytes really are on disk.
 //!
-//! With `--direct-writes` (O_DIRECT), a download completes with identical bytes both where the
-//! file system takes O_DIRECT and where it refuses it (ramfs), through the page cache then.
+//! Pieces are written O_DIRECT by default, in runs of consecutive pieces: a download completes
+//! with identical bytes both where the file system takes O_DIRECT and where it refuses it
+//! (ramfs), through the page cache then, and with `--buffered-writes --sparse` (page-cache
+//! writes into a sparse file).
 //!
 //! The disks are tmpfs or ramfs mounts made by the test (8 MiB, or read-only), which needs root; without
 //! it each test prints `SKIP: ...` with the reason and passes. Read-only mounts stop root too,
@@ -29,6 +31,20 @@ fn skip(test: &str, why: &str) {
 
 #[test]
 fn a_full_disk_stops_the_download_with_a_clear_error() -> Result<()> {
+    // The file's space is reserved when the download starts: the error comes at once.
+    full_disk("a_full_disk_stops_the_download_with_a_clear_error", &[])
+}
+
+#[test]
+fn a_disk_that_fills_up_while_writing_stops_the_download_with_a_clear_error() -> Result<()> {
+    // A sparse file: the disk fills up part-way through, on a write.
+    full_disk(
+        "a_disk_that_fills_up_while_writing_stops_the_download_with_a_clear_error",
+        &["--sparse"],
+    )
+}
+
+fn full_disk(test: &str, extra: &[&str]) -> Result<()> {
     // 12 MiB into 8 MiB, in 256 KiB pieces.
     let mut spec = SeedSpec::new("big.bin", 12 * 1024 * 1024 + 5, 91);
     spec.piece_size = "256K";
@@ -37,14 +53,16 @@ fn a_full_disk_stops_the_download_with_a_clear_error() -> Result<()> {
     let disk = match Tmpfs::mount(&disk_dir, "8m", false)? {
         Ok(d) => d,
         Err(why) => {
-            skip("a_full_disk_stops_the_download_with_a_clear_error", &why.0);
+            skip(test, &why.0);
             return Ok(());
         }
     };
     let out = disk.path().to_path_buf();
-    let leecher = Proc::spawn(s.fetch_command(&out)?, "leecher", &s.logs)?;
+    let mut cmd = s.fetch_command(&out)?;
+    cmd.args(extra);
+    let leecher = Proc::spawn(cmd, "leecher", &s.logs)?;
     let line = fails_with(leecher, &["No space left on device", "big.bin"], TIMEOUT)?;
-    eprintln!("full disk: {line}");
+    eprintln!("full disk ({extra:?}): {line}");
 
     let got = s.fetched(&out);
     let resume = resume_file(&out, &s.meta);
@@ -88,8 +106,8 @@ fn a_read_only_output_directory_is_a_clear_error() -> Result<()> {
 
 #[test]
 fn a_file_system_that_refuses_direct_writes_gets_buffered_ones() -> Result<()> {
-    // `--direct-writes` writes pieces around the page cache (O_DIRECT); ramfs refuses that at
-    // open, and the download must carry on through the page cache with nothing lost.
+    // Pieces are written around the page cache (O_DIRECT); ramfs refuses that at open, and the
+    // download must carry on through the page cache with nothing lost.
     let s = direct_seed("ram.bin", 95)?;
     let ram_dir = s.dir().join("ramfs");
     let ram = match Tmpfs::mount_ramfs(&ram_dir)? {
@@ -111,7 +129,7 @@ fn a_file_system_that_refuses_direct_writes_gets_buffered_ones() -> Result<()> {
         probe.is_err(),
         "this ramfs takes O_DIRECT: the test would not test the fallback"
     );
-    fetch_direct(&s, &ram.path().join("downloads"))?;
+    fetch_direct(&s, &ram.path().join("downloads"), &[])?;
     drop(ram);
     Ok(())
 }
@@ -121,21 +139,29 @@ fn direct_writes_download_whole_pieces_and_a_short_tail() -> Result<()> {
     // The same download on the test's own disk, where O_DIRECT is taken: whole pieces go around
     // the page cache, the 777-byte tail through it.
     let s = direct_seed("direct.bin", 97)?;
-    fetch_direct(&s, &s.dir().join("direct-out"))
+    fetch_direct(&s, &s.dir().join("direct-out"), &[])
 }
 
-/// A seeder of three pieces of 256 KiB and a short last one, so that whole pieces and a tail
-/// are both written.
+#[test]
+fn buffered_writes_into_a_sparse_file_download_the_same_bytes() -> Result<()> {
+    let s = direct_seed("buffered.bin", 98)?;
+    let out = s.dir().join("buffered-out");
+    fetch_direct(&s, &out, &["--buffered-writes", "--sparse"])?;
+    Ok(())
+}
+
+/// A seeder of nine pieces of 256 KiB and a short last one, so that runs of whole pieces (two
+/// groups of four, then a group with the tail) and a tail are all written.
 fn direct_seed(name: &'static str, seed: u64) -> Result<Seeded> {
-    let mut spec = SeedSpec::new(name, 3 * 256 * 1024 + 777, seed);
+    let mut spec = SeedSpec::new(name, 9 * 256 * 1024 + 777, seed);
     spec.piece_size = "256K";
     Seeded::start(spec)
 }
 
-/// `swarm fetch --direct-writes` into `out`: it must succeed with the seed's exact bytes.
-fn fetch_direct(s: &Seeded, out: &Path) -> Result<()> {
+/// `swarm fetch` (with `extra` flags) into `out`: it must succeed with the seed's exact bytes.
+fn fetch_direct(s: &Seeded, out: &Path, extra: &[&str]) -> Result<()> {
     let mut cmd = s.fetch_command(out)?;
-    cmd.arg("--direct-writes");
+    cmd.args(extra);
     let mut leecher = Proc::spawn(cmd, "leecher", &s.logs)?;
     leecher.wait_success(TIMEOUT)?;
     ensure!(

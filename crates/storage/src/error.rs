@@ -17,6 +17,8 @@ pub enum Op {
     Stat,
     /// Setting a file's length.
     Resize,
+    /// Reserving a file's blocks.
+    Allocate,
     /// Reading data.
     Read,
     /// Writing data.
@@ -34,6 +36,7 @@ impl fmt::Display for Op {
             Op::CreateDir => "create directory",
             Op::Stat => "stat",
             Op::Resize => "resize",
+            Op::Allocate => "allocate",
             Op::Read => "read",
             Op::Write => "write",
             Op::Sync => "sync",

@@ -13,6 +13,10 @@
 //!    drawn at random from the ones the peer has instead (the first one at or after a random
 //!    position), so a fresh swarm does not all chase the same rare piece and we quickly hold
 //!    something to trade.
+//!    Among equally rare pieces, one in the same [`EXTENT_BYTES`] extent as a piece started
+//!    lately comes first, lowest index first (libtorrent's "piece extent affinity"): a download
+//!    from few peers then proceeds in runs of consecutive pieces that the disk writes as one,
+//!    while rarity still decides every pick.
 //! 3. [`PickerConfig::max_partial`] caps the pieces being downloaded. At the cap a peer is fed
 //!    only from pieces in progress; a peer that none of them can feed may still start one new
 //!    piece per call (a hard cap would leave it idle while its pieces wait for slow peers).
@@ -47,6 +51,19 @@ use partial::{Block, Partial};
 /// Entries of the availability order the rarest-first search looks at before it falls back to
 /// a pass over the peer's bitfield.
 pub const SCAN_BUDGET: usize = 256;
+
+/// Size of the extents whose pieces are preferred together at equal rarity (4 MiB; see
+/// [`extent_pieces`]).
+pub const EXTENT_BYTES: u64 = 4 << 20;
+
+/// Pieces per extent: [`EXTENT_BYTES`] of them, but at most 16 (with small pieces a larger run
+/// would make every peer fetch the same pieces in the same order) and at least one.
+pub fn extent_pieces(geometry: &Geometry) -> u32 {
+    (EXTENT_BYTES / u64::from(geometry.nominal_piece_len()).max(1)).clamp(1, 16) as u32
+}
+
+/// How many lately started extents are remembered.
+const RECENT_EXTENTS: usize = 4;
 
 /// Tunables of the [`Picker`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -109,6 +126,10 @@ pub struct Picker {
     free_blocks: u64,
     /// Reused by `pick` to order the partial pieces: (availability, free blocks, piece).
     scratch: Vec<(u32, u32, PieceIndex)>,
+    /// Pieces per extent (at least 1), and the extents new pieces were started in lately,
+    /// newest last.
+    extent_pieces: u32,
+    recent_extents: Vec<u32>,
 }
 
 impl Picker {
@@ -143,6 +164,8 @@ impl Picker {
             have_bytes,
             free_blocks,
             scratch: Vec::new(),
+            extent_pieces: extent_pieces(&geometry),
+            recent_extents: Vec::with_capacity(RECENT_EXTENTS),
         }
     }
 
@@ -375,16 +398,48 @@ impl Picker {
         }
     }
 
-    /// A new piece for the peer: at random while we have few pieces, else the rarest.
-    fn find_new_piece(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<PieceIndex> {
+    /// A new piece for the peer: at random while we have few pieces, else the rarest, one in a
+    /// lately started extent if it is as rare as any.
+    fn find_new_piece(&mut self, peer: &Bitfield, rng: &mut impl Rng) -> Option<PieceIndex> {
         let i = if self.have.count() < self.config.random_first {
-            self.random_candidate(peer, rng)
+            self.random_candidate(peer, rng)?
         } else {
-            self.rarest_candidate(peer, rng)
-        }?;
+            let rarest = self.rarest_candidate(peer, rng)?;
+            let a = self
+                .geometry
+                .piece(rarest)
+                .map_or(0, |p| self.availability.get(p));
+            self.extent_candidate(peer, a).unwrap_or(rarest)
+        };
+        let extent = i / self.extent_pieces;
+        if !self.recent_extents.contains(&extent) {
+            if self.recent_extents.len() == RECENT_EXTENTS {
+                self.recent_extents.remove(0);
+            }
+            self.recent_extents.push(extent);
+        }
         let p = self.geometry.piece(i);
         tracing::trace!(piece = i, "starting piece");
         p
+    }
+
+    /// The lowest piece of the newest lately started extent that the peer has, we neither have
+    /// nor are downloading, and no more peers have than `rarest`.
+    fn extent_candidate(&self, peer: &Bitfield, rarest: u32) -> Option<u32> {
+        let n = self.geometry.piece_count();
+        self.recent_extents.iter().rev().find_map(|&e| {
+            let first = e.saturating_mul(self.extent_pieces);
+            let end = first.saturating_add(self.extent_pieces).min(n);
+            (first..end).find(|&i| {
+                peer.get(i)
+                    && !self.have.get(i)
+                    && !self.started.get(i)
+                    && self
+                        .geometry
+                        .piece(i)
+                        .is_some_and(|p| self.availability.get(p) <= rarest)
+            })
+        })
     }
 
     /// A uniformly random piece the peer has that we neither have nor are downloading: count the
@@ -594,6 +649,12 @@ impl Picker {
         if idle {
             self.unstart(i);
         }
+    }
+
+    /// Whether piece `p` is being downloaded, or is complete and awaiting its hash check or
+    /// its write.
+    pub fn is_started(&self, p: PieceIndex) -> bool {
+        self.started.has(p)
     }
 
     /// Piece `p` passed its hash check and is stored: we have it.

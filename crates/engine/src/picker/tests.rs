@@ -95,6 +95,39 @@ fn equally_rare_pieces_are_picked_at_random() {
 }
 
 #[test]
+fn equally_rare_pieces_of_a_started_extent_come_next_in_order() {
+    // 64 pieces of 256 KiB: extents of 16. One seed; the first pick is random, then the picker
+    // walks the rest of that extent in order before it starts another one.
+    let g = geometry(64, 16);
+    assert_eq!(super::extent_pieces(&g), 16);
+    let seed = Bitfield::full(64);
+    for s in 0..20 {
+        let mut p = Picker::new(g, Bitfield::new(64), config(0, 64));
+        p.peer_bitfield(&seed);
+        let mut rng = StdRng::seed_from_u64(s);
+        let first = pieces_of(&pick(&mut p, &seed, 16, &mut rng))[0];
+        let extent = first / 16 * 16;
+        let next = pieces_of(&pick(&mut p, &seed, 15 * 16, &mut rng));
+        let want: Vec<u32> = (extent..extent + 16).filter(|&i| i != first).collect();
+        assert_eq!(next, want, "seed {s}: the rest of the extent, in order");
+    }
+}
+
+#[test]
+fn a_rarer_piece_beats_the_extent_in_progress() {
+    let g = geometry(64, 16);
+    let seed = Bitfield::full(64);
+    let mut p = Picker::new(g, Bitfield::new(64), config(0, 64));
+    p.peer_bitfield(&seed);
+    let mut rng = StdRng::seed_from_u64(3);
+    let first = pieces_of(&pick(&mut p, &seed, 16, &mut rng))[0];
+    // A second peer has every piece but one far from the extent: that piece is now rarer.
+    let lone = (first + 32) % 64;
+    p.peer_bitfield(&bits(&g, (0..64).filter(|&i| i != lone)));
+    assert_eq!(pieces_of(&pick(&mut p, &seed, 16, &mut rng)), vec![lone]);
+}
+
+#[test]
 fn random_pieces_until_we_have_random_first() {
     let g = geometry(64, 1);
     let evens = bits(&g, (0..64).step_by(2));

@@ -64,7 +64,7 @@ pub struct Config {
     pub max_invalid: u32,
     /// Bytes of unwritten outgoing messages tolerated before the peer is dropped as stuck.
     pub max_outgoing: usize,
-    /// Pieces handed to the shell for hashing and writing and not yet reported back (8); at the
+    /// Pieces handed to the shell for hashing and writing and not yet reported back (12); at the
     /// cap no new requests are sent (backpressure from a slow disk bounds memory).
     pub max_checking: usize,
     /// Client name and version for the extension handshake `v`.
@@ -96,7 +96,7 @@ impl Default for Config {
             ban_strikes: 5,
             max_invalid: 64,
             max_outgoing: 4 << 20,
-            max_checking: 8,
+            max_checking: 12,
             client_version: concat!("swarm ", env!("CARGO_PKG_VERSION")).to_owned(),
             listen_port: None,
             peer_id: None,
@@ -134,7 +134,7 @@ pub enum PeerError {
 }
 
 /// What a downloaded piece turned out to be.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PieceOutcome {
     /// The hash matched and the piece is on disk.
     Written,
@@ -284,6 +284,12 @@ impl Torrent {
     /// Pieces verified and on disk.
     pub fn have(&self) -> &Bitfield {
         self.picker.have()
+    }
+
+    /// Whether piece `p` is on its way: being downloaded, or handed out to be verified and
+    /// written (and so not yet had).
+    pub fn piece_in_progress(&self, p: PieceIndex) -> bool {
+        self.picker.is_started(p) && !self.picker.have().has(p)
     }
 
     /// True when every piece is verified and on disk.

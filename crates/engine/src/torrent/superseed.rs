@@ -20,7 +20,8 @@
 //! therefore sees the pieces revealed well ahead of its requests and is not slowed down, while a
 //! seeder whose upload is shared by many leechers reveals two at a time to each.
 //!
-//! Which piece: the next one in a random order that nobody has had yet; once each piece has been
+//! Which piece: the next one that nobody has had yet in a random order of extents (the
+//! picker's extent affinity: at most 16 consecutive pieces, taken in order); once each piece has been
 //! handed out, the one the fewest peers have or are being given (ties: handed out fewest times),
 //! from a bounded scan starting at a random place.
 
@@ -212,8 +213,15 @@ impl SuperSeed {
         if self.handed.is_empty() {
             let n = self.geometry.piece_count();
             self.handed = vec![0; n as usize];
-            self.order = (0..n).collect();
-            self.order.shuffle(rng);
+            // Extents of consecutive pieces in a random order, each in order: pieces spread as
+            // well, and a leecher gets runs that its disk writes as one.
+            let per = crate::picker::extent_pieces(&self.geometry);
+            let mut extents: Vec<u32> = (0..n.div_ceil(per)).collect();
+            extents.shuffle(rng);
+            self.order = extents
+                .into_iter()
+                .flat_map(|e| e * per..(e * per + per).min(n))
+                .collect();
         }
         // First round: a piece nobody has had.
         while let Some(&i) = self.order.get(self.cursor) {
