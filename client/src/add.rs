@@ -161,6 +161,7 @@ pub async fn add(
             geometry.nominal_piece_len(),
             geometry.piece_count(),
         )),
+        expiry_armed: AtomicBool::new(false),
         done,
         error: Mutex::new(None),
         cancel: session.shutdown.child_token(),

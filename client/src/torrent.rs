@@ -61,6 +61,8 @@ pub struct TorrentShared {
     pub write_lock: Arc<Mutex<()>>,
     /// Verified pieces waiting to be written with their group (direct writes only).
     pub write_behind: Mutex<WriteBehind>,
+    /// The write-behind's expiry timer is running.
+    pub expiry_armed: AtomicBool,
     /// True once every piece is verified and on disk.
     pub done: watch::Sender<bool>,
     /// A fatal error (disk full, unwritable directory): the torrent stops.
@@ -245,17 +247,37 @@ impl TorrentShared {
     }
 
     /// Writes, once [`MAX_HOLD`] has passed, the groups still held then.
+    /// One timer per torrent, armed while pieces are held: every half [`MAX_HOLD`] it takes
+    /// the groups held too long and writes them off the async threads.
     fn expire_held_later(self: &Arc<Self>) {
+        if self.expiry_armed.swap(true, Ordering::AcqRel) {
+            return;
+        }
         let me = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(MAX_HOLD).await;
-            let me2 = me.clone();
-            let job = tokio::task::spawn_blocking(move || {
-                let runs = me2.write_behind.lock().expired(Instant::now(), MAX_HOLD);
-                me2.write_runs(runs)
-            });
-            if let Ok(done) = job.await {
-                me.report(done);
+            loop {
+                tokio::select! {
+                    _ = me.cancel.cancelled() => break,
+                    _ = tokio::time::sleep(MAX_HOLD / 2) => {}
+                }
+                let runs = me.write_behind.lock().expired(Instant::now(), MAX_HOLD);
+                if !runs.is_empty() {
+                    let me2 = me.clone();
+                    let job = tokio::task::spawn_blocking(move || me2.write_runs(runs));
+                    if let Ok(done) = job.await {
+                        me.report(done);
+                    }
+                }
+                if me.write_behind.lock().held() == 0 {
+                    me.expiry_armed.store(false, Ordering::Release);
+                    // A piece held since the check above found the timer still armed: keep
+                    // going for it, unless another timer has been armed meanwhile.
+                    if me.write_behind.lock().held() == 0
+                        || me.expiry_armed.swap(true, Ordering::AcqRel)
+                    {
+                        break;
+                    }
+                }
             }
         });
     }
