@@ -114,6 +114,32 @@ fn equally_rare_pieces_of_a_started_extent_come_next_in_order() {
 }
 
 #[test]
+fn extent_affinity_is_for_seeds_and_a_lone_peer_not_for_trading_leechers() {
+    let g = geometry(64, 16);
+    // A peer with every piece but the last: not a seed.
+    let leecher = bits(&g, 0..63);
+    let in_order = |peers: usize, s: u64| {
+        let mut p = Picker::new(g, Bitfield::new(64), config(0, 64));
+        p.peer_bitfield(&leecher);
+        p.set_peer_count(peers);
+        let mut rng = StdRng::seed_from_u64(s);
+        let first = pieces_of(&pick(&mut p, &leecher, 16, &mut rng))[0];
+        let next = pieces_of(&pick(&mut p, &leecher, 3 * 16, &mut rng));
+        let extent = first / 16 * 16;
+        let want: Vec<u32> = (extent..extent + 16)
+            .filter(|&i| i != first && i != 63)
+            .take(3)
+            .collect();
+        next == want
+    };
+    assert!((0..20).all(|s| in_order(1, s)), "our only peer: in order");
+    assert!(
+        (0..20).filter(|&s| in_order(5, s)).count() < 5,
+        "one of several leechers: at random"
+    );
+}
+
+#[test]
 fn a_rarer_piece_beats_the_extent_in_progress() {
     let g = geometry(64, 16);
     let seed = Bitfield::full(64);

@@ -423,6 +423,7 @@ impl Torrent {
         }
         self.peers.insert(key, peer);
         self.picker.set_max_partial((2 * self.peers.len()).max(16));
+        self.picker.set_peer_count(self.peers.len());
         self.choker.add_peer(key, now);
         if let Some(ss) = &mut self.super_seed {
             ss.add_peer(key, now);
@@ -443,6 +444,7 @@ impl Torrent {
         }
         self.picker.peer_gone(&peer.bitfield);
         self.picker.set_max_partial((2 * self.peers.len()).max(16));
+        self.picker.set_peer_count(self.peers.len());
         self.choker.remove_peer(key);
         if let Some(ss) = &mut self.super_seed {
             ss.remove_peer(key);
