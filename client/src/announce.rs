@@ -127,12 +127,11 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
                 if failures > 0 {
                     continue;
                 }
-                if let Some(l) = last {
-                    if l.elapsed() < min_interval {
+                if let Some(l) = last
+                    && l.elapsed() < min_interval {
                         next = next.min(l + min_interval);
                         continue;
                     }
-                }
             }
             changed = done_rx.changed() => {
                 if changed.is_err() { break; }

@@ -175,17 +175,17 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
         if reported.iter().all(|&r| r) && !args.seed {
             break Outcome::Complete;
         }
-        if started.elapsed() > NO_SOURCE_TIMEOUT {
-            if let Some(a) = added.iter().find(|a| {
+        if started.elapsed() > NO_SOURCE_TIMEOUT
+            && let Some(a) = added.iter().find(|a| {
                 let t = &a.shared;
                 !*t.done.borrow()
                     && !t.tracker_ok.load(std::sync::atomic::Ordering::Relaxed)
                     && t.stats().downloaded == 0
                     && t.conns.lock().is_empty()
-            }) {
-                let status = a.shared.tracker_status.lock().clone();
-                break Outcome::Failed(format!("{}: no peers found ({status})", a.shared.name));
-            }
+            })
+        {
+            let status = a.shared.tracker_status.lock().clone();
+            break Outcome::Failed(format!("{}: no peers found ({status})", a.shared.name));
         }
     };
     shutdown.cancel();

@@ -155,15 +155,15 @@ impl Harness {
         };
         self.drain();
         let sent = self.sent[who].clone();
-        if control & 4 != 0 {
-            if let Some(tid) = &sent.tid {
-                substitute(packet, b"1:t2:", tid);
-            }
+        if control & 4 != 0
+            && let Some(tid) = &sent.tid
+        {
+            substitute(packet, b"1:t2:", tid);
         }
-        if control & 8 != 0 {
-            if let Some(token) = &sent.token {
-                substitute(packet, b"5:token20:", token);
-            }
+        if control & 8 != 0
+            && let Some(token) = &sent.token
+        {
+            substitute(packet, b"5:token20:", token);
         }
         let _ = decode_checked(packet);
         self.node.handle_packet(self.senders[who], packet, self.now);

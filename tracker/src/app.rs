@@ -74,10 +74,10 @@ impl App {
                 ip = hop.to_canonical();
             }
         }
-        if self.config.accept_ip_param {
-            if let Some(claimed) = req.ip.as_ref().and_then(|p| parse_ip(p.as_bytes())) {
-                ip = claimed.to_canonical();
-            }
+        if self.config.accept_ip_param
+            && let Some(claimed) = req.ip.as_ref().and_then(|p| parse_ip(p.as_bytes()))
+        {
+            ip = claimed.to_canonical();
         }
         ip
     }
@@ -109,10 +109,10 @@ impl App {
                 .min(self.config.numwant_max)
         };
         let ip = self.peer_ip(origin, &req);
-        if let Some(l) = &self.limiter {
-            if !l.allow(ip, now_ms) {
-                return self.fail("rate limit exceeded: announce less often", out);
-            }
+        if let Some(l) = &self.limiter
+            && !l.allow(ip, now_ms)
+        {
+            return self.fail("rate limit exceeded: announce less often", out);
         }
         let a = Announce {
             info_hash: req.info_hash,

@@ -241,12 +241,12 @@ impl<E: Entry> PeerSet<E> {
         }
         let last = self.dense.len() - 1;
         self.dense.swap_remove(slot);
-        if slot != last {
-            if let Some(moved) = self.dense.get(slot) {
-                let h = E::hash(&moved.addr(), s);
-                if let Some(i) = self.index.find_mut(h, |&i| i as usize == last) {
-                    *i = slot as u32;
-                }
+        if slot != last
+            && let Some(moved) = self.dense.get(slot)
+        {
+            let h = E::hash(&moved.addr(), s);
+            if let Some(i) = self.index.find_mut(h, |&i| i as usize == last) {
+                *i = slot as u32;
             }
         }
         self.seeders -= u32::from(is_seeder(gone.meta()));

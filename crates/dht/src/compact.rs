@@ -44,7 +44,7 @@ pub fn put_nodes(out: &mut Vec<u8>, nodes: &[NodeInfo]) {
 
 /// Reads a concatenation of compact nodes; `None` unless the length is a multiple of 26.
 pub fn nodes_from_bytes(b: &[u8]) -> Option<Vec<NodeInfo>> {
-    if b.len() % COMPACT_NODE_LEN != 0 {
+    if !b.len().is_multiple_of(COMPACT_NODE_LEN) {
         return None;
     }
     b.chunks_exact(COMPACT_NODE_LEN)

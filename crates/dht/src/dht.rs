@@ -199,12 +199,11 @@ impl Dht {
     /// own id through them; [`DhtEvent::Bootstrapped`] follows. Retried while the table is empty.
     pub fn bootstrap(&mut self, addrs: &[SocketAddr], now: Instant) {
         for a in addrs {
-            if let SocketAddr::V4(a) = a {
-                if !self.bootstrap_nodes.contains(a)
-                    && self.bootstrap_nodes.len() < self.config.max_bootstrap_nodes
-                {
-                    self.bootstrap_nodes.push(*a);
-                }
+            if let SocketAddr::V4(a) = a
+                && !self.bootstrap_nodes.contains(a)
+                && self.bootstrap_nodes.len() < self.config.max_bootstrap_nodes
+            {
+                self.bootstrap_nodes.push(*a);
             }
         }
         self.start_bootstrap(now);
@@ -429,15 +428,15 @@ impl Dht {
     /// A request failed: timed out (`timeout`) or answered by the wrong node.
     fn tx_failed(&mut self, tx: Tx, timeout: bool, now: Instant) {
         let node = tx.node.map(|id| NodeInfo { id, addr: tx.addr });
-        if let Some(n) = node {
-            if let Some(p) = self.table.failed(&n.id, now) {
-                self.ping(p, now);
-            }
+        if let Some(n) = node
+            && let Some(p) = self.table.failed(&n.id, now)
+        {
+            self.ping(p, now);
         }
-        if let TxKind::Lookup { id, seed } = tx.kind {
-            if let Some(run) = self.lookups.get_mut(&id) {
-                run.lookup.failed(node, seed, timeout);
-            }
+        if let TxKind::Lookup { id, seed } = tx.kind
+            && let Some(run) = self.lookups.get_mut(&id)
+        {
+            run.lookup.failed(node, seed, timeout);
         }
     }
 
@@ -473,10 +472,10 @@ impl Dht {
         };
         for addr in self.bootstrap_nodes.clone() {
             let q = self.query_for(id, target);
-            if self.send_query(addr, None, q, TxKind::Lookup { id, seed: true }, now) {
-                if let Some(run) = self.lookups.get_mut(&id) {
-                    run.lookup.seeds_in_flight += 1;
-                }
+            if self.send_query(addr, None, q, TxKind::Lookup { id, seed: true }, now)
+                && let Some(run) = self.lookups.get_mut(&id)
+            {
+                run.lookup.seeds_in_flight += 1;
             }
         }
     }

@@ -191,14 +191,14 @@ impl Lookup {
             return;
         }
         self.in_flight = self.in_flight.saturating_sub(1);
-        if let Some(n) = node {
-            if let Some(c) = self.find(&n.id, &n.addr) {
-                c.state = if retry && c.attempts < MAX_ATTEMPTS {
-                    State::Fresh
-                } else {
-                    State::Failed
-                };
-            }
+        if let Some(n) = node
+            && let Some(c) = self.find(&n.id, &n.addr)
+        {
+            c.state = if retry && c.attempts < MAX_ATTEMPTS {
+                State::Fresh
+            } else {
+                State::Failed
+            };
         }
     }
 

@@ -116,10 +116,10 @@ impl Bucket {
         if self.replacements.is_empty() {
             return None;
         }
-        if let Some((_, at)) = self.pinging {
-            if now.saturating_duration_since(at) < PING_STALE {
-                return None;
-            }
+        if let Some((_, at)) = self.pinging
+            && now.saturating_duration_since(at) < PING_STALE
+        {
+            return None;
         }
         let e = self
             .live
@@ -189,10 +189,10 @@ impl RoutingTable {
             return None;
         }
         let ip = *info.addr.ip();
-        if let Some(holder) = self.ips.get(&ip) {
-            if *holder != info.id {
-                return None; // one entry per IP: the first holder keeps it
-            }
+        if let Some(holder) = self.ips.get(&ip)
+            && *holder != info.id
+        {
+            return None; // one entry per IP: the first holder keeps it
         }
         loop {
             let idx = self.index(&info.id);
@@ -234,18 +234,17 @@ impl RoutingTable {
                 self.split();
                 continue;
             }
-            if how == Heard::Response {
-                if let Some(pos) = bucket
+            if how == Heard::Response
+                && let Some(pos) = bucket
                     .live
                     .iter()
                     .position(|e| e.status(now) == Status::Bad)
-                {
-                    let old = std::mem::replace(&mut bucket.live[pos], Entry::new(info, how, now));
-                    bucket.last_changed = now;
-                    self.ips.remove(old.info.addr.ip());
-                    self.ips.insert(ip, info.id);
-                    return None;
-                }
+            {
+                let old = std::mem::replace(&mut bucket.live[pos], Entry::new(info, how, now));
+                bucket.last_changed = now;
+                self.ips.remove(old.info.addr.ip());
+                self.ips.insert(ip, info.id);
+                return None;
             }
             if bucket.replacements.len() >= k {
                 // Drop the replacement heard from longest ago.

@@ -33,10 +33,8 @@ impl Dht {
             id: q.sender(),
             addr: from,
         };
-        if !read_only {
-            if let Some(p) = self.table.heard(sender, Heard::Query, now) {
-                self.ping(p, now);
-            }
+        if !read_only && let Some(p) = self.table.heard(sender, Heard::Query, now) {
+            self.ping(p, now);
         }
         let k = self.config.k;
         let body = match q {

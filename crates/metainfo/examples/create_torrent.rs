@@ -25,11 +25,11 @@ fn main() -> ExitCode {
     {
         Ok(m) => {
             println!("{}", m.info_hash);
-            if let Some(out) = out {
-                if let Err(e) = std::fs::write(&out, m.as_bytes()) {
-                    eprintln!("{out}: {e}");
-                    return ExitCode::FAILURE;
-                }
+            if let Some(out) = out
+                && let Err(e) = std::fs::write(&out, m.as_bytes())
+            {
+                eprintln!("{out}: {e}");
+                return ExitCode::FAILURE;
             }
             ExitCode::SUCCESS
         }

@@ -70,10 +70,10 @@ impl Bitfield {
 
     fn clear_spare(&mut self) {
         let spare = (self.bytes.len() * 8) as u32 - self.len;
-        if let Some(last) = self.bytes.last_mut() {
-            if spare > 0 {
-                *last &= !((1u8 << spare) - 1);
-            }
+        if let Some(last) = self.bytes.last_mut()
+            && spare > 0
+        {
+            *last &= !((1u8 << spare) - 1);
         }
     }
 

@@ -173,7 +173,7 @@ impl Geometry {
     /// range and `(begin, len)` is exactly one of our 16 KiB blocks of it.
     pub fn block(&self, piece: u32, begin: u32, len: u32) -> Option<BlockRef> {
         let p = self.piece(piece)?;
-        if begin % BLOCK_SIZE != 0 {
+        if !begin.is_multiple_of(BLOCK_SIZE) {
             return None;
         }
         let b = self.block_at(p, begin / BLOCK_SIZE)?;

@@ -16,7 +16,7 @@ pub struct PieceHashes(Bytes);
 impl PieceHashes {
     /// The hashes in `bytes` (20 per piece), or `None` if its length is not a multiple of 20.
     pub fn from_bytes(bytes: Bytes) -> Option<PieceHashes> {
-        (bytes.len() % 20 == 0).then_some(PieceHashes(bytes))
+        bytes.len().is_multiple_of(20).then_some(PieceHashes(bytes))
     }
     /// The number of pieces.
     pub fn len(&self) -> usize {

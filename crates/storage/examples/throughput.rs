@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mode = args.get(2).map(String::as_str).unwrap_or("");
     let total = size_mib * 1024 * 1024;
     let piece = piece_kib * 1024;
-    if total % piece != 0 {
+    if !total.is_multiple_of(piece) {
         return Err("size must be a multiple of the piece length".into());
     }
 

@@ -254,7 +254,7 @@ impl Storage {
     fn write_direct(&self, idx: usize, chunk: &[u8], at: u64) -> Result<usize> {
         let n = chunk.len() / DIRECT_ALIGN * DIRECT_ALIGN;
         if n == 0
-            || at % DIRECT_ALIGN as u64 != 0
+            || !at.is_multiple_of(DIRECT_ALIGN as u64)
             || chunk.as_ptr().align_offset(DIRECT_ALIGN) != 0
             || !self.direct.load(Ordering::Relaxed)
         {
@@ -287,7 +287,7 @@ impl Storage {
             self.direct_slow.fetch_add(1, Ordering::Relaxed);
         }
         let count = self.direct_count.fetch_add(1, Ordering::Relaxed) + 1;
-        if count % DIRECT_WINDOW == 0
+        if count.is_multiple_of(DIRECT_WINDOW)
             && self.direct_slow.swap(0, Ordering::Relaxed) > DIRECT_SLOW_MAX
         {
             self.stop_direct();

@@ -139,10 +139,10 @@ impl Availability {
         };
         self.order.swap(from as usize, to as usize);
         for at in [from, to] {
-            if let Some(&q) = self.order.get(at as usize) {
-                if let Some(slot) = self.pos.get_mut(q as usize) {
-                    *slot = at;
-                }
+            if let Some(&q) = self.order.get(at as usize)
+                && let Some(slot) = self.pos.get_mut(q as usize)
+            {
+                *slot = at;
             }
         }
     }

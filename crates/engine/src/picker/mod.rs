@@ -607,10 +607,10 @@ impl Picker {
         }
         self.partials.swap(i, j);
         for at in [i, j] {
-            if let Some(pp) = self.partials.get(at) {
-                if let Some(s) = self.slot.get_mut(&pp.piece) {
-                    *s = at as u32;
-                }
+            if let Some(pp) = self.partials.get(at)
+                && let Some(s) = self.slot.get_mut(&pp.piece)
+            {
+                *s = at as u32;
             }
         }
     }

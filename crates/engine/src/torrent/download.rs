@@ -51,14 +51,12 @@ impl Torrent {
                 if self.picker.in_endgame() {
                     self.cancel_elsewhere(key, b);
                 }
-                if piece_complete {
-                    if let Some(buf) = self.pieces.remove(&b.piece()) {
-                        self.checking.insert(b.piece(), buf.contributors);
-                        self.events.push_back(Event::PieceReady {
-                            piece: b.piece(),
-                            data: buf.data,
-                        });
-                    }
+                if piece_complete && let Some(buf) = self.pieces.remove(&b.piece()) {
+                    self.checking.insert(b.piece(), buf.contributors);
+                    self.events.push_back(Event::PieceReady {
+                        piece: b.piece(),
+                        data: buf.data,
+                    });
                 }
             }
         }

@@ -172,11 +172,11 @@ mod tests {
         let mut buf = t.take_outgoing(k, now).unwrap().unwrap_or_default();
         let mut out = Vec::new();
         while let Some(m) = Decoder::default().decode(&mut buf).unwrap() {
-            if let Message::Extended { id, payload } = m {
-                if id != 0 {
-                    assert_eq!(id, 3, "sent under an id the peer did not give");
-                    out.push(MetadataMsg::decode(&payload).unwrap().unwrap());
-                }
+            if let Message::Extended { id, payload } = m
+                && id != 0
+            {
+                assert_eq!(id, 3, "sent under an id the peer did not give");
+                out.push(MetadataMsg::decode(&payload).unwrap().unwrap());
             }
         }
         out

@@ -671,11 +671,11 @@ impl Torrent {
         if !self.is_complete() {
             return;
         }
-        if let Some(p) = self.peers.get(&key) {
-            if p.is_seed() || (p.upload_only && !p.peer_interested) {
-                self.events
-                    .push_back(Event::Disconnect(key, PeerError::BothSeeds));
-            }
+        if let Some(p) = self.peers.get(&key)
+            && (p.is_seed() || (p.upload_only && !p.peer_interested))
+        {
+            self.events
+                .push_back(Event::Disconnect(key, PeerError::BothSeeds));
         }
     }
 
@@ -685,11 +685,11 @@ impl Torrent {
     }
 
     fn wake(&mut self, key: PeerKey) {
-        if let Some(p) = self.peers.get_mut(&key) {
-            if !p.wake_pending {
-                p.wake_pending = true;
-                self.events.push_back(Event::Wake(key));
-            }
+        if let Some(p) = self.peers.get_mut(&key)
+            && !p.wake_pending
+        {
+            p.wake_pending = true;
+            self.events.push_back(Event::Wake(key));
         }
     }
 }

@@ -124,12 +124,12 @@ impl SuperSeed {
 
     /// The writer of `key` takes a block of `piece`.
     pub(super) fn block_sent(&mut self, key: PeerKey, piece: PieceIndex) {
-        if let Some(p) = self.peers.get_mut(&key) {
-            if let Some(s) = p.window.get_mut(&piece) {
-                s.blocks_sent = s.blocks_sent.saturating_add(1);
-                if s.blocks_sent == self.geometry.block_count(piece) {
-                    p.just_sent.push(piece);
-                }
+        if let Some(p) = self.peers.get_mut(&key)
+            && let Some(s) = p.window.get_mut(&piece)
+        {
+            s.blocks_sent = s.blocks_sent.saturating_add(1);
+            if s.blocks_sent == self.geometry.block_count(piece) {
+                p.just_sent.push(piece);
             }
         }
     }
