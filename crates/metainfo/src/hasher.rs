@@ -1,8 +1,8 @@
 //! SHA-1 of every piece of a list of files laid end to end, on all cores: threads take batches
 //! of consecutive pieces from a shared counter and stream them through positioned reads
 //! (`read_at`, so threads never share a file offset) into a cache-sized buffer. Pieces straddle
-//! file boundaries. Full pieces are hashed in pairs (`sha1x2`: two interleaved streams on the
-//! CPU's SHA extensions, SHA-NI, picked at run time).
+//! file boundaries. Full pieces are hashed several at a time (`sha1-lanes`: 16 SHA-1 streams in
+//! AVX-512 registers, or two interleaved on the SHA extensions, whichever the CPU has).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use sha1::{Digest, Sha1};
-use sha1x2::Sha1x2;
+use sha1_lanes::Sha1Lanes;
 
 use crate::create::CreateError;
 
@@ -43,7 +43,9 @@ pub(crate) fn hash_pieces(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<[u8; 20]>, CreateError> {
     let pieces = total.div_ceil(piece_len);
-    let per_batch = (BATCH_BYTES / piece_len).max(1);
+    let lanes = sha1_lanes::best_lanes();
+    // A batch is at least one group of pieces hashed together.
+    let per_batch = (BATCH_BYTES / piece_len).max(lanes as u64);
     let batches = pieces.div_ceil(per_batch);
     let threads = (threads.max(1) as u64).min(batches.max(1));
     let next = AtomicU64::new(0);
@@ -53,7 +55,7 @@ pub(crate) fn hash_pieces(
             .map(|_| {
                 let (next, failed) = (&next, &failed);
                 s.spawn(move || {
-                    let mut r = RangeHasher::new(files, total, piece_len);
+                    let mut r = RangeHasher::new(files, total, piece_len, lanes);
                     let mut done = Vec::new();
                     loop {
                         let b = next.fetch_add(1, Ordering::Relaxed);
@@ -100,23 +102,26 @@ struct RangeHasher<'f> {
     piece_len: u64,
     open: Option<(usize, File)>,
     buf: Vec<u8>,
+    /// Full pieces hashed together.
+    lanes: usize,
 }
 
 impl<'f> RangeHasher<'f> {
-    fn new(files: &'f [Source], total: u64, piece_len: u64) -> Self {
+    fn new(files: &'f [Source], total: u64, piece_len: u64, lanes: usize) -> Self {
         RangeHasher {
             files,
             total,
             piece_len,
             open: None,
             buf: Vec::new(),
+            lanes,
         }
     }
 
     /// Hashes pieces `first..last`, streaming each piece through a small buffer that stays in
     /// the CPU cache (copying from the page cache into a large buffer and reading it back for
-    /// hashing costs more memory traffic than the hashing saves in system calls). Pieces of
-    /// full length go two at a time through [`Sha1x2`] (two interleaved SHA-1 streams).
+    /// hashing costs more memory traffic than the hashing saves in system calls). Full pieces
+    /// go `lanes` at a time through [`Sha1Lanes`] (SIMD lanes: several SHA-1 streams at once).
     fn hash(
         &mut self,
         first: u64,
@@ -124,25 +129,26 @@ impl<'f> RangeHasher<'f> {
         progress: &(dyn Fn(u64) + Sync),
     ) -> Result<Vec<[u8; 20]>, CreateError> {
         let mut buf = std::mem::take(&mut self.buf);
-        buf.resize(2 * CHUNK_BYTES as usize, 0);
+        buf.resize(self.lanes * CHUNK_BYTES as usize, 0);
         let mut out = Vec::with_capacity((last - first) as usize);
+        let full = (self.total / self.piece_len).min(last);
         let mut piece = first;
         let result = loop {
-            if piece >= last {
-                break Ok(());
-            }
-            let start = piece * self.piece_len;
-            let paired = piece + 1 < last && start + 2 * self.piece_len <= self.total;
-            let step = if paired {
-                self.hash_pair(start, &mut buf).map(|d| out.extend(d))
-            } else {
+            let group = full.saturating_sub(piece).min(self.lanes as u64);
+            let step = if group >= 2 {
+                self.hash_group(piece, group as usize, &mut buf)
+                    .map(|d| out.extend(d))
+            } else if piece < last {
+                let start = piece * self.piece_len;
                 let end = (start + self.piece_len).min(self.total);
                 self.hash_one(start, end, &mut buf).map(|d| out.push(d))
+            } else {
+                break Ok(());
             };
             if let Err(e) = step {
                 break Err(e);
             }
-            piece += if paired { 2 } else { 1 };
+            piece += group.max(1);
         };
         self.buf = buf;
         result?;
@@ -164,16 +170,27 @@ impl<'f> RangeHasher<'f> {
         Ok(sha.finalize().into())
     }
 
-    /// The SHA-1s of the two full pieces starting at torrent offset `start`.
-    fn hash_pair(&mut self, start: u64, buf: &mut [u8]) -> Result<[[u8; 20]; 2], CreateError> {
-        let mut sha = Sha1x2::new();
-        let (a, b) = buf.split_at_mut(CHUNK_BYTES as usize);
+    /// The SHA-1s of the `count` full pieces from piece `first` on, hashed together.
+    fn hash_group(
+        &mut self,
+        first: u64,
+        count: usize,
+        buf: &mut [u8],
+    ) -> Result<Vec<[u8; 20]>, CreateError> {
+        let mut sha = Sha1Lanes::new(count);
         let mut at = 0;
         while at < self.piece_len {
             let n = (self.piece_len - at).min(CHUNK_BYTES) as usize;
-            self.read(start + at, &mut a[..n])?;
-            self.read(start + self.piece_len + at, &mut b[..n])?;
-            sha.update(&a[..n], &b[..n]);
+            let chunks = buf.chunks_mut(CHUNK_BYTES as usize).take(count);
+            for (i, chunk) in (0u64..).zip(chunks) {
+                self.read((first + i) * self.piece_len + at, &mut chunk[..n])?;
+            }
+            let parts: Vec<&[u8]> = buf
+                .chunks(CHUNK_BYTES as usize)
+                .take(count)
+                .map(|c| &c[..n])
+                .collect();
+            sha.update(&parts);
             at += n as u64;
         }
         Ok(sha.finalize())
