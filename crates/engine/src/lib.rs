@@ -19,6 +19,16 @@ pub mod pipeline;
 pub mod rate;
 pub mod torrent;
 
+/// Hash maps and sets whose iteration order is the same in every run (SipHash with fixed
+/// keys), for state the engine iterates to make decisions (peers, requests, super-seed
+/// windows): a simulation replays exactly from its seed. Keys are the engine's own (peer
+/// keys, piece indices, blocks it requested), not chosen by peers.
+pub(crate) type FixedMap<K, V> =
+    std::collections::HashMap<K, V, std::hash::BuildHasherDefault<std::hash::DefaultHasher>>;
+/// The set of [`FixedMap`].
+pub(crate) type FixedSet<K> =
+    std::collections::HashSet<K, std::hash::BuildHasherDefault<std::hash::DefaultHasher>>;
+
 pub use buffer::{PIECE_ALIGN, PieceData};
 pub use peer::{PeerKey, Upload};
 pub use torrent::{Config, Event, PeerError, PieceOutcome, SUPER_SEED_MIN_WINDOW, Stats, Torrent};

@@ -1,6 +1,8 @@
 //! What the torrent state machine knows about one connected peer.
 
 use std::collections::{HashSet, VecDeque};
+
+use crate::FixedSet;
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -58,7 +60,7 @@ pub(crate) struct Peer {
     pub am_choking: bool,
     pub am_interested: bool,
     /// Our requests to the peer.
-    pub outstanding: HashSet<BlockRef>,
+    pub outstanding: FixedSet<BlockRef>,
     /// When the oldest unanswered stretch of requests began (reset by every block that arrives).
     pub waiting_since: Option<Instant>,
     /// No block arrived in time: keep at most one request outstanding until one does.
@@ -122,7 +124,7 @@ impl Peer {
             peer_interested: false,
             am_choking: true,
             am_interested: false,
-            outstanding: HashSet::new(),
+            outstanding: FixedSet::default(),
             waiting_since: None,
             snubbed: false,
             pipeline: Pipeline::new(now),

@@ -35,6 +35,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use wire::{Message, Reserved};
 
+use crate::FixedMap;
 use crate::buffer::PieceData;
 use crate::choker::{Choker, ChokerConfig};
 use crate::peer::{Peer, PeerKey};
@@ -210,11 +211,11 @@ pub struct Torrent {
     config: Config,
     picker: Picker,
     choker: Choker<PeerKey>,
-    peers: HashMap<PeerKey, Peer>,
+    peers: FixedMap<PeerKey, Peer>,
     next_key: u64,
-    pieces: HashMap<PieceIndex, PieceBuf>,
+    pieces: FixedMap<PieceIndex, PieceBuf>,
     /// Contributors of pieces handed out for verification.
-    checking: HashMap<PieceIndex, Vec<IpAddr>>,
+    checking: FixedMap<PieceIndex, Vec<IpAddr>>,
     events: VecDeque<Event>,
     strikes: HashMap<IpAddr, u32>,
     banned: HashSet<IpAddr>,
@@ -257,10 +258,10 @@ impl Torrent {
             geometry,
             picker,
             choker,
-            peers: HashMap::new(),
+            peers: FixedMap::default(),
             next_key: 0,
-            pieces: HashMap::new(),
-            checking: HashMap::new(),
+            pieces: FixedMap::default(),
+            checking: FixedMap::default(),
             events: VecDeque::new(),
             strikes: HashMap::new(),
             banned: HashSet::new(),

@@ -25,7 +25,7 @@
 //! handed out, the one the fewest peers have or are being given (ties: handed out fewest times),
 //! from a bounded scan starting at a random place.
 
-use std::collections::HashMap;
+use crate::FixedMap;
 use std::time::{Duration, Instant};
 
 use metainfo::{Bitfield, Geometry, PieceIndex};
@@ -58,7 +58,7 @@ struct Slot {
 struct SsPeer {
     /// Pieces we told the peer we have.
     told: Bitfield,
-    window: HashMap<PieceIndex, Slot>,
+    window: FixedMap<PieceIndex, Slot>,
     /// Pieces of the window whose last block went to the writer since the last `uploaded`.
     just_sent: Vec<PieceIndex>,
     up: Rate,
@@ -74,8 +74,8 @@ pub(super) struct SuperSeed {
     order: Vec<u32>,
     cursor: usize,
     /// Peers whose window holds each piece.
-    holders: HashMap<PieceIndex, Vec<PeerKey>>,
-    peers: HashMap<PeerKey, SsPeer>,
+    holders: FixedMap<PieceIndex, Vec<PeerKey>>,
+    peers: FixedMap<PeerKey, SsPeer>,
 }
 
 impl SuperSeed {
@@ -85,8 +85,8 @@ impl SuperSeed {
             handed: Vec::new(),
             order: Vec::new(),
             cursor: 0,
-            holders: HashMap::new(),
-            peers: HashMap::new(),
+            holders: FixedMap::default(),
+            peers: FixedMap::default(),
         }
     }
 
@@ -95,7 +95,7 @@ impl SuperSeed {
             key,
             SsPeer {
                 told: Bitfield::new(self.geometry.piece_count()),
-                window: HashMap::new(),
+                window: FixedMap::default(),
                 just_sent: Vec::new(),
                 up: Rate::new(now, RATE_WINDOW),
             },
