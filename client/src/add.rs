@@ -13,6 +13,7 @@ use storage::{FileSpec, Layout, Mode, OpenOptions, ResumeData, Storage};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinHandle;
 
+use crate::hash_queue::HashQueue;
 use crate::progress::Ui;
 use crate::session::Session;
 use crate::torrent::TorrentShared;
@@ -162,6 +163,8 @@ pub async fn add(
             geometry.piece_count(),
         )),
         expiry_armed: AtomicBool::new(false),
+        hash_queue: Mutex::new(HashQueue::new(crate::hash_queue::batch_size())),
+        hash_armed: AtomicBool::new(false),
         done,
         error: Mutex::new(None),
         cancel: session.shutdown.child_token(),

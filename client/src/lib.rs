@@ -11,6 +11,7 @@ pub mod connection;
 pub mod create;
 pub mod dht;
 pub mod fetch;
+pub mod hash_queue;
 pub mod info;
 pub mod limit;
 pub mod magnet;

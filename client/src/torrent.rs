@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use engine::{Event, PeerKey, PieceData, PieceOutcome, Stats};
 use metainfo::{InfoHash, PieceIndex};
 use parking_lot::Mutex;
-use sha1::{Digest, Sha1};
 use storage::{ResumeData, Storage};
 use tokio::sync::{Notify, Semaphore, watch};
 use tokio_util::sync::CancellationToken;
 
+use crate::hash_queue::{self, HashQueue};
 use crate::peers::Candidates;
 use crate::write_behind::{MAX_HOLD, Run, WriteBehind};
 
@@ -63,6 +63,10 @@ pub struct TorrentShared {
     pub write_behind: Mutex<WriteBehind>,
     /// The write-behind's expiry timer is running.
     pub expiry_armed: AtomicBool,
+    /// Complete pieces waiting (<= `hash_queue::MAX_WAIT`) to be hashed together.
+    pub hash_queue: Mutex<HashQueue>,
+    /// The hash queue's flush timer is running.
+    pub hash_armed: AtomicBool,
     /// True once every piece is verified and on disk.
     pub done: watch::Sender<bool>,
     /// A fatal error (disk full, unwritable directory): the torrent stops.
@@ -123,7 +127,7 @@ impl TorrentShared {
                     c.cancel.cancel();
                 }
             }
-            Event::PieceReady { piece, data } => self.spawn_verify(piece, data),
+            Event::PieceReady { piece, data } => self.queue_verify(piece, data),
             Event::PieceDone(_) => self.resume_dirty.store(true, Ordering::Relaxed),
             Event::Peers(addrs) => {
                 // Peer exchange: dialed by the timer task's next `dial_more`.
@@ -145,18 +149,42 @@ impl TorrentShared {
         }
     }
 
-    /// Hashes a complete piece off the async threads, writes it if it matches (now, or with its
-    /// group through the write-behind), and reports back every piece written.
-    fn spawn_verify(self: &Arc<Self>, piece: PieceIndex, data: PieceData) {
+    /// Queues a complete piece to be hashed with the others completing about now: its batch
+    /// goes to the disk when full, or [`hash_queue::MAX_WAIT`] after the first piece queued.
+    fn queue_verify(self: &Arc<Self>, piece: PieceIndex, data: PieceData) {
+        let full = self.hash_queue.lock().push(piece, data);
+        if let Some(batch) = full {
+            return self.spawn_verify(batch);
+        }
+        if self.hash_armed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let me = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(hash_queue::MAX_WAIT).await;
+            // Disarm before taking: a piece queued after the take arms a new timer.
+            me.hash_armed.store(false, Ordering::Release);
+            let batch = me.hash_queue.lock().take();
+            if !batch.is_empty() {
+                me.spawn_verify(batch);
+            }
+        });
+    }
+
+    /// Hashes complete pieces off the async threads (together, where the CPU does that
+    /// faster), writes those that match (now, or with their group through the write-behind),
+    /// and reports back every piece finished.
+    fn spawn_verify(self: &Arc<Self>, batch: Vec<(PieceIndex, PieceData)>) {
         let me = self.clone();
         tokio::spawn(async move {
             let Ok(permit) = me.disk.clone().acquire_owned().await else {
                 return;
             };
+            let pieces: Vec<PieceIndex> = batch.iter().map(|(p, _)| *p).collect();
             let me2 = me.clone();
             let job = tokio::task::spawn_blocking(move || {
                 let _permit = permit;
-                me2.verify_and_write(piece, data)
+                me2.verify_and_write(batch)
             });
             match job.await {
                 Ok((done, held)) => {
@@ -167,20 +195,40 @@ impl TorrentShared {
                 }
                 Err(e) => {
                     me.fail(format!("disk task failed: {e}"));
-                    me.report(vec![(piece, PieceOutcome::WriteFailed, None)]);
+                    let failed = pieces
+                        .into_iter()
+                        .map(|p| (p, PieceOutcome::WriteFailed, None));
+                    me.report(failed.collect());
                 }
             }
         });
     }
 
     /// The blocking part of [`spawn_verify`](Self::spawn_verify): the pieces it finished, and
-    /// whether it left `piece` held for its group.
-    fn verify_and_write(&self, piece: PieceIndex, data: PieceData) -> (Vec<Written>, bool) {
+    /// whether it left some held for their groups.
+    fn verify_and_write(&self, batch: Vec<(PieceIndex, PieceData)>) -> (Vec<Written>, bool) {
+        let layout = self.storage.layout();
+        let ok = {
+            let data: Vec<&[u8]> = batch.iter().map(|(_, d)| &**d).collect();
+            let want: Vec<Option<&[u8; 20]>> =
+                batch.iter().map(|(p, _)| layout.piece_hash(*p)).collect();
+            let full = layout.geometry().nominal_piece_len() as usize;
+            hash_queue::verify(&data, &want, full)
+        };
+        let mut done = Vec::with_capacity(batch.len());
+        let mut held = false;
+        for ((piece, data), ok) in batch.into_iter().zip(ok) {
+            let (d, h) = self.write_verified(piece, data, ok);
+            done.extend(d);
+            held |= h;
+        }
+        (done, held)
+    }
+
+    /// Writes one hashed piece if it matched: the pieces that finished, and whether `piece`
+    /// was left held for its group.
+    fn write_verified(&self, piece: PieceIndex, data: PieceData, ok: bool) -> (Vec<Written>, bool) {
         let st = &self.storage;
-        let ok = st
-            .layout()
-            .piece_hash(piece)
-            .is_some_and(|want| Sha1::digest(&*data).as_slice() == want);
         if !ok {
             return (vec![(piece, PieceOutcome::HashFailed, Some(data))], false);
         }

@@ -65,7 +65,7 @@ pub struct Config {
     pub max_invalid: u32,
     /// Bytes of unwritten outgoing messages tolerated before the peer is dropped as stuck.
     pub max_outgoing: usize,
-    /// Pieces handed to the shell for hashing and writing and not yet reported back (12); at the
+    /// Pieces handed to the shell for hashing and writing and not yet reported back (20); at the
     /// cap no new requests are sent (backpressure from a slow disk bounds memory).
     pub max_checking: usize,
     /// Client name and version for the extension handshake `v`.
@@ -97,7 +97,7 @@ impl Default for Config {
             ban_strikes: 5,
             max_invalid: 64,
             max_outgoing: 4 << 20,
-            max_checking: 12,
+            max_checking: 20,
             client_version: concat!("swarm ", env!("CARGO_PKG_VERSION")).to_owned(),
             listen_port: None,
             peer_id: None,
