@@ -50,6 +50,8 @@ struct Sim {
     now: Instant,
     /// Every ut_pex message delivered.
     pex_log: Vec<PexSeen>,
+    /// HAVE messages delivered, by (from, to).
+    haves: BTreeMap<(usize, usize), usize>,
 }
 
 fn reserved(fast: bool) -> Reserved {
@@ -95,6 +97,7 @@ impl Sim {
             nodes,
             now,
             pex_log: Vec::new(),
+            haves: BTreeMap::new(),
         }
     }
 
@@ -202,6 +205,9 @@ impl Sim {
                     {
                         let pex = PexMsg::decode(payload).unwrap();
                         self.pex_log.push((a, b, self.now, pex));
+                    }
+                    if let Message::Have(_) = &m {
+                        *self.haves.entry((a, b)).or_default() += 1;
                     }
                     if self.nodes[b].t.handle_message(kb, m, self.now).is_err() {
                         self.drop_link(b, kb);
@@ -974,4 +980,25 @@ fn a_simulated_swarm_replays_exactly() {
             .collect::<Vec<_>>()
     };
     assert_eq!(stats(&a), stats(&b));
+}
+
+#[test]
+fn a_leecher_tells_a_seed_of_every_piece_it_completes() {
+    // Regression: HAVE went only to peers without the piece, so a super-seeder never learnt
+    // that a piece it revealed to a leecher had reached it from another peer; with its window
+    // full of such pieces, the leecher waited for it forever once the others had left (seen
+    // in the 1 + 5 leecher end-to-end test). Redundant HAVEs, as libtorrent sends by default.
+    let g = Geometry::new(48 * 32_768, 32_768).unwrap();
+    let mut sim = Sim::new(g, &[true, false], Config::default());
+    // Two blocks (one piece) a step, so pieces complete one at a time.
+    sim.nodes[0].upload_cap = 2;
+    sim.connect(0, 1, true);
+    sim.run(Duration::from_millis(50), 2_000);
+    assert!(sim.nodes[1].completed);
+    // Every piece but the last (the link closes when both are seeds, before its HAVE goes).
+    let haves = sim.haves.get(&(1, 0)).copied().unwrap_or(0);
+    assert!(
+        haves >= 47,
+        "the leecher sent the seed {haves} HAVEs for 48 pieces"
+    );
 }

@@ -136,10 +136,14 @@ impl Torrent {
                     };
                     if p.bitfield.has(piece) {
                         p.interesting = p.interesting.saturating_sub(1);
-                    } else {
-                        p.send(&have);
-                        self.wake(*k);
                     }
+                    // Also to peers that have the piece (libtorrent's `send_redundant_have`,
+                    // on by default): a super-seeder learns from it that a piece it revealed
+                    // to us reached us from someone else, and reveals the next one. Without
+                    // it, a leecher whose revealed pieces all came from other peers waited
+                    // for the super-seeder forever once those peers had left.
+                    p.send(&have);
+                    self.wake(*k);
                     self.update_interest(*k, now);
                 }
                 if self.picker.is_complete() && !self.completed_sent {

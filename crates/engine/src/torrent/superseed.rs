@@ -6,7 +6,7 @@
 //! the peer's window (and a new one is revealed in its place) when we have sent the peer all of
 //! it, or when the peer or another peer is seen to have it. "Sent all of it" is counted from the
 //! blocks we upload, not from the peer's HAVE: a client need not send HAVE for a piece it
-//! believes we have, and ours does not.
+//! believes we have (libtorrent and ours do send it, for super-seeders).
 //!
 //! BEP 16's strict rule -- show a peer nothing new until its last piece is seen at another peer
 //! -- is not used: in the 1 + 16 swarm benchmark releasing on send did as well, within the
