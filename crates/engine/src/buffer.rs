@@ -23,7 +23,10 @@ impl PieceData {
     pub(crate) fn reset(&mut self, len: usize) {
         let need = len + PIECE_ALIGN - 1;
         if self.raw.len() < need {
-            self.raw.resize(need, 0);
+            // A new zeroed allocation rather than `resize`: the allocator hands out fresh pages
+            // already zeroed (calloc) instead of writing 256 KiB of zeros it is about to have
+            // overwritten anyway.
+            self.raw = vec![0; need];
         }
         // `align_offset` may decline (`usize::MAX`); the buffer then starts unaligned, which
         // costs the shell a slower write, never a wrong one.

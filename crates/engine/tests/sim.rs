@@ -283,6 +283,31 @@ fn one_seed_one_leecher_transfers_everything() {
 }
 
 #[test]
+fn piece_buffers_are_reused_while_downloading_and_given_back_at_completion() {
+    let g = Geometry::new(300 * 32_768, 32_768).unwrap();
+    let mut sim = Sim::new(g, &[true, false], Config::default());
+    sim.connect(0, 1, true);
+    let keep = engine::torrent::SPARE_BYTES / 32_768;
+    let mut most = 0;
+    for _ in 0..200 {
+        // One hop at a time, so the pool is seen between the pieces coming back and the next
+        // ones taking their buffers.
+        if !sim.step() && sim.nodes[1].completed {
+            break;
+        }
+        if !sim.nodes[1].completed {
+            most = most.max(sim.nodes[1].t.spare_buffers());
+        }
+    }
+    sim.run(Duration::from_secs(1), 60);
+    assert!(sim.nodes[1].completed, "leecher did not complete");
+    assert_eq!(sim.nodes[1].disk, sim.truth);
+    assert!(most > 0, "no buffer was ever kept for reuse");
+    assert!(most <= keep, "{most} buffers kept, bound {keep}");
+    assert_eq!(sim.nodes[1].t.spare_buffers(), 0, "a seed keeps no buffers");
+}
+
+#[test]
 fn swarm_of_five_leechers_completes_without_fast_extension() {
     // Large enough that request pipelines (16 deep at the start) do not cover the whole file.
     let g = Geometry::new(199 * 32_768 + 5_000, 32_768).unwrap();

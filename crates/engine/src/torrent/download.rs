@@ -109,12 +109,19 @@ impl Torrent {
 
     /// Gives back the buffer of a piece handed out by `PieceReady`, once the shell is done with
     /// it, for the next piece to reuse (no allocation, no zeroing); at most
-    /// [`SPARE_BUFFERS`](super::SPARE_BUFFERS) are kept.
+    /// [`SPARE_BYTES`](super::SPARE_BYTES) of them are kept (at least
+    /// [`SPARE_MIN_BUFFERS`](super::SPARE_MIN_BUFFERS)), none once the download is complete.
     pub fn recycle(&mut self, buf: PieceData) {
         let nominal = self.geometry.nominal_piece_len() as usize;
-        if self.spare.len() < super::SPARE_BUFFERS && buf.capacity() >= nominal {
+        let keep = (super::SPARE_BYTES / nominal.max(1)).max(super::SPARE_MIN_BUFFERS);
+        if !self.completed_sent && self.spare.len() < keep && buf.capacity() >= nominal {
             self.spare.push(buf);
         }
+    }
+
+    /// Piece buffers held for reuse now.
+    pub fn spare_buffers(&self) -> usize {
+        self.spare.len()
     }
 
     /// The shell verified (or failed to verify or write) a piece handed out by `PieceReady`.
@@ -148,6 +155,8 @@ impl Torrent {
                 }
                 if self.picker.is_complete() && !self.completed_sent {
                     self.completed_sent = true;
+                    // A seed downloads nothing more: give the pool's memory back.
+                    self.spare = Vec::new();
                     self.choker.set_seeding(true);
                     self.events.push_back(Event::Completed);
                     for k in keys {

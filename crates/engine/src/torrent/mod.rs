@@ -202,8 +202,16 @@ struct PieceBuf {
 }
 
 const MAX_TRACKED_IPS: usize = 65_536;
-/// Piece buffers kept for reuse after the shell gives them back ([`Torrent::recycle`]).
-pub const SPARE_BUFFERS: usize = 8;
+/// Bytes of piece buffers kept for reuse after the shell gives them back
+/// ([`Torrent::recycle`]), at most: enough for every buffer a download at full speed has in use
+/// at once with 256 KiB pieces (a full request pipeline spans ~16 pieces, plus those being
+/// checked and written), so that in steady state no piece buffer is allocated, zeroed or
+/// faulted in again. The pool only holds buffers that were in use at the same moment, so it
+/// never raises the peak; it is emptied when the download completes.
+pub const SPARE_BYTES: usize = 12 << 20;
+/// Piece buffers kept for reuse whatever their size (for torrents of pieces larger than
+/// [`SPARE_BYTES`] / this).
+pub const SPARE_MIN_BUFFERS: usize = 2;
 
 /// One torrent's protocol state. See the module docs.
 pub struct Torrent {
