@@ -43,7 +43,11 @@ fn main() {
     };
     let mb = (PIECES * PIECE) as f64 / 1e6;
     let t1 = median(&mut single);
-    println!("best lanes on this CPU: {}", sha1_lanes::best_lanes());
+    println!(
+        "best lanes on this CPU: {}; AVX-512 path from {} messages on",
+        sha1_lanes::best_lanes(),
+        sha1_lanes::avx512_from().map_or("(never)".to_string(), |n| n.to_string())
+    );
     println!("sha1 crate, one piece at a time: {:>6.0} MB/s", mb / t1);
     for (g, times) in GROUPS.iter().zip(&mut grouped) {
         let t = median(times);

@@ -33,10 +33,6 @@ const INITIAL: State = [
 /// The most messages one [`Sha1Lanes`] hashes at once.
 pub const MAX_LANES: usize = 16;
 
-/// From this many messages on, the 16-lane AVX-512 path (which costs the same for 1 message or
-/// 16) is faster than pairs on SHA-NI (measured: `cargo bench -p sha1-lanes`).
-const AVX512_FROM: usize = 6;
-
 /// How the blocks are compressed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kernel {
@@ -53,7 +49,7 @@ impl Kernel {
     fn best(n: usize) -> Kernel {
         #[cfg(target_arch = "x86_64")]
         {
-            if n >= AVX512_FROM && avx512::available() {
+            if avx512_from().is_some_and(|from| n >= from) {
                 return Kernel::Avx512;
             }
             if n >= 2 && ni::available() {
@@ -65,8 +61,59 @@ impl Kernel {
     }
 }
 
-/// How many messages to hash at once for the best throughput on this CPU: 16 with AVX-512, 2
-/// with SHA-NI, else 1.
+/// From how many messages on the 16-lane AVX-512 path is the faster one on this CPU, or `None`
+/// where it does not run (or is never faster).
+///
+/// That path costs the same for one message as for 16, while pairs on SHA-NI (or one message
+/// after another elsewhere) cost in proportion to the messages; where the break-even lies
+/// depends on the core: 5 on one Intel Xeon here, 11 on an AMD EPYC (Zen 4 runs each 512-bit
+/// operation as two halves, and its SHA unit is quick). So it is measured once per process, in
+/// well under a millisecond: the fastest of a few runs of each path over 16 KiB per message.
+/// Either answer gives the same digests; only the speed depends on it.
+pub fn avx512_from() -> Option<usize> {
+    static FROM: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *FROM.get_or_init(calibrate)
+}
+
+/// See [`avx512_from`].
+fn calibrate() -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        if !avx512::available() {
+            return None;
+        }
+        let other = if ni::available() {
+            Kernel::ShaNi
+        } else {
+            Kernel::Portable
+        };
+        let data = vec![[0x5au8; 64]; 256];
+        let fastest = |kernel: Kernel, n: usize| {
+            (0..5)
+                .map(|_| {
+                    let mut h = Sha1Lanes::with_kernel(n, kernel);
+                    let t = std::time::Instant::now();
+                    h.compress([&data[..]; MAX_LANES]);
+                    std::hint::black_box(&h.state);
+                    t.elapsed().as_secs_f64()
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        let wide = fastest(Kernel::Avx512, MAX_LANES);
+        let pair = fastest(other, 2);
+        if pair <= 0.0 {
+            return Some(MAX_LANES);
+        }
+        // The 16-lane call wins for n messages once n * (pair / 2) >= wide.
+        let from = (2.0 * wide / pair).ceil();
+        (from <= MAX_LANES as f64).then(|| (from as usize).max(2))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    None
+}
+
+/// How many messages to hash at once for the best throughput on this CPU: 16 where AVX-512 is
+/// faster for 16 messages, 2 with SHA-NI, else 1.
 pub fn best_lanes() -> usize {
     match Kernel::best(MAX_LANES) {
         Kernel::Avx512 => MAX_LANES,

@@ -85,6 +85,21 @@ fn whole_pieces_in_steps() {
 }
 
 #[test]
+fn the_measured_break_even_agrees_with_the_kernel_choice() {
+    let from = avx512_from();
+    if let Some(from) = from {
+        assert!((2..=MAX_LANES).contains(&from), "break-even at {from}");
+    }
+    for n in 1..=MAX_LANES {
+        let wide = Sha1Lanes::new(n).kernel == Kernel::Avx512;
+        assert_eq!(wide, from.is_some_and(|f| n >= f), "{n} messages");
+    }
+    assert_eq!(best_lanes() == MAX_LANES, from.is_some());
+    // Measured once: the same answer every time.
+    assert_eq!(avx512_from(), from);
+}
+
+#[test]
 fn digest_all_takes_more_than_sixteen() {
     let msgs = messages(37, 1000);
     let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
