@@ -260,14 +260,8 @@ impl Storage {
         {
             return Ok(0);
         }
-        let refused = |kind: Option<io::ErrorKind>| kind == Some(io::ErrorKind::InvalidInput);
-        let file = match self.handles.get_or_open((self.direct_owner, idx), || {
-            let comps = self.layout.files().get(idx).map(|f| f.path.as_slice());
-            path::open(&self.root, comps.unwrap_or_default(), Access::WriteDirect)
-        }) {
-            Ok(f) => f,
-            Err(e) if refused(e.io_kind()) => return Ok(self.stop_direct()),
-            Err(e) => return Err(e),
+        let Some(file) = self.direct_handle(idx)? else {
+            return Ok(0);
         };
         let started = Instant::now();
         match file.write_all_at(chunk.get(..n).unwrap_or_default(), at) {
@@ -275,8 +269,25 @@ impl Storage {
                 self.judge_direct(slow_write(n, started.elapsed()));
                 Ok(n)
             }
-            Err(e) if refused(Some(e.kind())) => Ok(self.stop_direct()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidInput => Ok(self.stop_direct()),
             Err(e) => Err(StorageError::io(Op::Write, self.display_path(idx), e)),
+        }
+    }
+
+    /// The `O_DIRECT` handle of file `idx`, opened on first use; `None` when the file system
+    /// refuses `O_DIRECT` (`EINVAL`), which turns direct writes off for good.
+    fn direct_handle(&self, idx: usize) -> Result<Option<Arc<File>>> {
+        let opened = self.handles.get_or_open((self.direct_owner, idx), || {
+            let comps = self.layout.files().get(idx).map(|f| f.path.as_slice());
+            path::open(&self.root, comps.unwrap_or_default(), Access::WriteDirect)
+        });
+        match opened {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.io_kind() == Some(io::ErrorKind::InvalidInput) => {
+                self.stop_direct();
+                Ok(None)
+            }
+            Err(e) => Err(e),
         }
     }
 
@@ -414,15 +425,8 @@ impl Storage {
         if !self.direct.load(Ordering::Relaxed) {
             return Ok(0);
         }
-        let file = match self.handles.get_or_open((self.direct_owner, idx), || {
-            let comps = self.layout.files().get(idx).map(|f| f.path.as_slice());
-            path::open(&self.root, comps.unwrap_or_default(), Access::WriteDirect)
-        }) {
-            Ok(f) => f,
-            Err(e) if e.io_kind() == Some(io::ErrorKind::InvalidInput) => {
-                return Ok(self.stop_direct());
-            }
-            Err(e) => return Err(e),
+        let Some(file) = self.direct_handle(idx)? else {
+            return Ok(0);
         };
         if let Some(d) = self.dirty.get(idx) {
             d.store(true, Ordering::Release);
