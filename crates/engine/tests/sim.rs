@@ -590,6 +590,73 @@ fn slow_disk_bounds_pieces_held_in_memory() {
     );
 }
 
+#[test]
+fn a_disk_slower_than_the_network_holds_back_requests_not_buffers() {
+    // The shell finishes one piece every few hops, far slower than the seed sends: pieces
+    // queue up for the disk. From half of `max_checking` on, the blocks in flight count
+    // against the same budget, so the buffers in use stay below the cap plus a whole pipeline
+    // (250 blocks = 15 more 256 KiB pieces): 20 here, 24 without the budget (9 were it applied
+    // from the first piece, which costs a fast disk its pipeline).
+    let g = Geometry::new(64 * 262_144, 262_144).unwrap();
+    let config = Config {
+        max_checking: 8,
+        ..Config::default()
+    };
+    let mut sim = Sim::new(g, &[true, false], config);
+    sim.connect(0, 1, true);
+    let mut queue = std::collections::VecDeque::new();
+    let mut most = 0;
+    for hop in 0..100_000u32 {
+        while let Some(ev) = sim.nodes[1].t.poll_event() {
+            match ev {
+                Event::PieceReady { piece, data } => queue.push_back((piece, data)),
+                Event::Completed => sim.nodes[1].completed = true,
+                _ => {}
+            }
+        }
+        if sim.nodes[1].completed {
+            break;
+        }
+        if hop % 8 == 0
+            && let Some((piece, data)) = queue.pop_front()
+        {
+            let off = g.piece_offset(piece) as usize;
+            sim.nodes[1].disk[off..off + data.len()].copy_from_slice(&data);
+            sim.nodes[1]
+                .t
+                .piece_written(piece, PieceOutcome::Written, sim.now);
+            sim.nodes[1].t.recycle(data);
+        }
+        for (a, b) in [(0usize, 1usize), (1, 0)] {
+            let k = sim.nodes[a].keys[&b];
+            let kb = sim.nodes[b].keys[&a];
+            let mut bytes = BytesMut::new();
+            if let Ok(Some(out)) = sim.nodes[a].t.take_outgoing(k, sim.now) {
+                bytes.extend_from_slice(&out);
+            }
+            while let Some(u) = sim.nodes[a].t.next_upload(k) {
+                let off = (g.piece_offset(u.piece) + u64::from(u.begin)) as usize;
+                bytes.put_slice(&wire::piece_header(u.piece.get(), u.begin, u.len));
+                bytes.put_slice(&sim.truth[off..off + u.len as usize]);
+            }
+            let dec = Decoder::default();
+            while let Some(m) = dec.decode(&mut bytes).unwrap() {
+                sim.nodes[b].t.handle_message(kb, m, sim.now).unwrap();
+            }
+        }
+        while sim.nodes[0].t.poll_event().is_some() {}
+        most = most.max(sim.nodes[1].t.piece_buffers());
+        sim.now += Duration::from_millis(1);
+    }
+    assert!(sim.nodes[1].completed, "download did not complete");
+    assert_eq!(sim.nodes[1].disk, sim.truth);
+    eprintln!("most piece buffers in use: {most}");
+    assert!(
+        most < 8 + 15,
+        "{most} piece buffers in use at once: the cap (8) plus a whole pipeline"
+    );
+}
+
 /// The blocks `msgs` request.
 fn requests_in(msgs: &[Message]) -> Vec<BlockSpec> {
     msgs.iter()

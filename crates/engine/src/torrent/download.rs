@@ -119,6 +119,12 @@ impl Torrent {
         }
     }
 
+    /// Piece buffers in use now: pieces being assembled plus pieces handed to the shell and
+    /// not yet reported back.
+    pub fn piece_buffers(&self) -> usize {
+        self.pieces.len() + self.checking.len()
+    }
+
     /// Piece buffers held for reuse now.
     pub fn spare_buffers(&self) -> usize {
         self.spare.len()
@@ -127,8 +133,9 @@ impl Torrent {
     /// The shell verified (or failed to verify or write) a piece handed out by `PieceReady`.
     pub fn piece_written(&mut self, piece: PieceIndex, outcome: PieceOutcome, now: Instant) {
         let contributors = self.checking.remove(&piece).unwrap_or_default();
-        if self.checking.len() + 1 == self.config.max_checking {
-            // Below the cap again: peers starved by backpressure may request more.
+        if (self.checking.len() + 1) * 2 >= self.config.max_checking {
+            // The request budget was in force (see `fill_requests`) and just grew: peers held
+            // back by it, or starved at the cap, may request more.
             self.refill_all();
         }
         match outcome {
@@ -233,9 +240,12 @@ impl Torrent {
             picker,
             rng,
             scratch,
+            geometry,
+            config,
+            checking,
             ..
         } = self;
-        let Some(p) = peers.get_mut(&key) else { return };
+        let Some(p) = peers.get(&key) else { return };
         if p.peer_choking || !p.am_interested {
             return;
         }
@@ -245,6 +255,23 @@ impl Torrent {
             p.pipeline.target(p.reqq)
         };
         let have = p.outstanding.len();
+        if have >= target {
+            return;
+        }
+        // Once the disk falls behind (half of `max_checking` pieces waiting to be hashed and
+        // written), the pieces checking and the blocks in flight share one budget of
+        // `max_checking` pieces: every block in flight lands in a piece buffer soon, so fewer
+        // requests go out instead of more buffers piling up behind the disk. While the disk
+        // keeps up, every peer gets its full pipeline.
+        let target = if checking.len() * 2 < config.max_checking {
+            target
+        } else {
+            let per_piece = geometry.nominal_piece_len().div_ceil(metainfo::BLOCK_SIZE) as usize;
+            let budget = (config.max_checking - checking.len()) * per_piece;
+            let in_flight: usize = peers.values().map(|q| q.outstanding.len()).sum();
+            target.min(have + budget.saturating_sub(in_flight))
+        };
+        let Some(p) = peers.get_mut(&key) else { return };
         if have >= target {
             return;
         }

@@ -65,8 +65,9 @@ pub struct Config {
     pub max_invalid: u32,
     /// Bytes of unwritten outgoing messages tolerated before the peer is dropped as stuck.
     pub max_outgoing: usize,
-    /// Pieces handed to the shell for hashing and writing and not yet reported back (20); at the
-    /// cap no new requests are sent (backpressure from a slow disk bounds memory).
+    /// Pieces handed to the shell for hashing and writing and not yet reported back (24); at the
+    /// cap no new requests are sent, and from half of it on the blocks in flight count against
+    /// the same budget (backpressure from a slow disk bounds memory).
     pub max_checking: usize,
     /// Client name and version for the extension handshake `v`.
     pub client_version: String,
@@ -97,7 +98,7 @@ impl Default for Config {
             ban_strikes: 5,
             max_invalid: 64,
             max_outgoing: 4 << 20,
-            max_checking: 20,
+            max_checking: 24,
             client_version: concat!("swarm ", env!("CARGO_PKG_VERSION")).to_owned(),
             listen_port: None,
             peer_id: None,
