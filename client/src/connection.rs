@@ -2,8 +2,9 @@
 //!
 //! The reader decodes every whole frame in its buffer and hands the batch to the engine under
 //! one lock. The writer sleeps on a `Notify` until the engine queues something for this peer;
-//! uploads are read from disk off the async threads, a batch at a time, into one buffer laid
-//! out as header, block, header, block... and written with one call.
+//! uploads are read a batch at a time into one buffer laid out as header, block, header,
+//! block... and written with one call: straight from the page cache when all of it is cached
+//! (`Storage::read_cached`), else from disk off the async threads.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -197,30 +198,56 @@ async fn write_loop(
     }
 }
 
-/// Reads `uploads` from disk into one buffer of PIECE messages, off the async threads.
+/// Reads `uploads` into one buffer of PIECE messages: on this thread when every block is in
+/// the page cache (the common case for a seeder of a popular file), else off the async threads.
 async fn read_blocks(t: &Arc<TorrentShared>, uploads: &[Upload]) -> Result<Vec<u8>, ConnError> {
     let st = t.storage.clone();
+    if let Some(buf) = fill_batch(
+        uploads,
+        |u, data| Ok(st.read_cached(u.piece, u.begin, data)),
+    )? {
+        return Ok(buf);
+    }
     let ups = uploads.to_vec();
     tokio::task::spawn_blocking(move || {
-        let total: usize = ups.iter().map(|u| PIECE_HEADER_LEN + u.len as usize).sum();
-        let mut buf = upload_buffer(total);
-        let mut at = 0;
-        for u in &ups {
-            let hdr = piece_header(u.piece.get(), u.begin, u.len);
-            let end = at + PIECE_HEADER_LEN + u.len as usize;
-            let Some(slot) = buf.get_mut(at..end) else {
-                return Err(ConnError::Storage("upload buffer size".into()));
-            };
-            let (h, data) = slot.split_at_mut(PIECE_HEADER_LEN);
-            h.copy_from_slice(&hdr);
+        let read = |u: &Upload, data: &mut [u8]| {
             st.read(u.piece, u.begin, data)
-                .map_err(|e| ConnError::Storage(e.to_string()))?;
-            at = end;
-        }
-        Ok(buf)
+                .map(|()| true)
+                .map_err(|e| ConnError::Storage(e.to_string()))
+        };
+        fill_batch(&ups, read)?.ok_or_else(|| ConnError::Storage("upload read refused".into()))
     })
     .await
     .map_err(|e| ConnError::Storage(e.to_string()))?
+}
+
+/// Lays `uploads` out as header, block, header, block... in one buffer, each block filled by
+/// `read`; `None` (the buffer given back) as soon as `read` declines a block.
+fn fill_batch(
+    uploads: &[Upload],
+    read: impl Fn(&Upload, &mut [u8]) -> Result<bool, ConnError>,
+) -> Result<Option<Vec<u8>>, ConnError> {
+    let total: usize = uploads
+        .iter()
+        .map(|u| PIECE_HEADER_LEN + u.len as usize)
+        .sum();
+    let mut buf = upload_buffer(total);
+    let mut at = 0;
+    for u in uploads {
+        let hdr = piece_header(u.piece.get(), u.begin, u.len);
+        let end = at + PIECE_HEADER_LEN + u.len as usize;
+        let Some(slot) = buf.get_mut(at..end) else {
+            return Err(ConnError::Storage("upload buffer size".into()));
+        };
+        let (h, data) = slot.split_at_mut(PIECE_HEADER_LEN);
+        h.copy_from_slice(&hdr);
+        if !read(u, data)? {
+            recycle_upload(buf);
+            return Ok(None);
+        }
+        at = end;
+    }
+    Ok(Some(buf))
 }
 
 /// Sends our handshake on a fresh outgoing connection and reads the peer's.

@@ -483,6 +483,47 @@ impl Storage {
         Ok(())
     }
 
+    /// [`read`](Self::read) from the page cache only, without ever waiting for the disk: `false`
+    /// (with `buf` in an unspecified state) as soon as a part of it is not cached, its file is
+    /// not open yet, or the kernel cannot tell (`preadv2` with `RWF_NOWAIT`); the caller then
+    /// reads it with [`read`](Self::read) off the async threads, which also reports any error.
+    /// Lets a seeder serve a popular file's blocks without a hop to a blocking thread.
+    pub fn read_cached(&self, p: PieceIndex, begin: u32, buf: &mut [u8]) -> bool {
+        let Ok(offset) = self.range(p, begin, buf.len()) else {
+            return false;
+        };
+        for s in self.layout.spans(offset, buf.len()) {
+            let pad = self.is_pad(&s);
+            let Some(chunk) = buf.get_mut(s.buf_offset..s.buf_offset + s.len) else {
+                continue;
+            };
+            if pad {
+                chunk.fill(0);
+                continue;
+            }
+            let Some(file) = self.handles.get((self.owner, s.file)) else {
+                return false;
+            };
+            let mut at = 0;
+            while let Some(rest) = chunk.get_mut(at..).filter(|r| !r.is_empty()) {
+                let mut iov = [io::IoSliceMut::new(rest)];
+                let from = s.file_offset + at as u64;
+                match rustix::io::preadv2(
+                    &*file,
+                    &mut iov,
+                    from,
+                    rustix::io::ReadWriteFlags::NOWAIT,
+                ) {
+                    Ok(n) if n > 0 => at += n,
+                    // End of file (a short file), not cached, not supported, interrupted, or
+                    // an error: the blocking read decides.
+                    _ => return false,
+                }
+            }
+        }
+        true
+    }
+
     /// Reads the whole of piece `p`; `buf` must be exactly the piece's length.
     pub fn read_piece(&self, p: PieceIndex, buf: &mut [u8]) -> Result<()> {
         let piece_len = self.layout.geometry().piece_len(p);
@@ -581,6 +622,63 @@ mod tests {
                 .starts_with("write /dev/full: No space left on device"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn cached_reads_match_reads_across_files_and_decline_what_they_cannot_serve() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two files; piece 1 straddles the boundary.
+        let files = [("a", 20_000u64), ("b", 12_768)];
+        let specs = files
+            .iter()
+            .map(|(n, l)| FileSpec {
+                path: vec![(*n).into()],
+                length: *l,
+                pad: false,
+            })
+            .collect();
+        let layout = Layout::new(16384, specs, vec![[0; 20]; 2]).unwrap();
+        let s = Storage::new(layout, dir.path(), OpenOptions::default()).unwrap();
+        let g = *s.layout().geometry();
+        let (p0, p1) = (g.piece(0).unwrap(), g.piece(1).unwrap());
+        let mut scratch = vec![0u8; 1000];
+        // Nothing opened yet: declined, not opened on this thread.
+        assert!(!s.read_cached(p0, 0, &mut scratch));
+        let data: Vec<u8> = (0..32_768u32).map(|i| (i % 253) as u8).collect();
+        s.write_piece(p0, &data[..16384]).unwrap();
+        s.write(p1, 0, &data[16384..16384 + 8000]).unwrap();
+        s.flush().unwrap();
+        // Written just now, so in the page cache: the same bytes as a read, across the file
+        // boundary (piece 1 starts in a and ends in b).
+        let mut want = vec![0u8; 8000];
+        let mut got = vec![7u8; 8000];
+        s.read(p1, 0, &mut want).unwrap();
+        if !s.read_cached(p1, 0, &mut got) {
+            eprintln!(
+                "SKIPPED the cached-read comparison: {} declines preadv2(RWF_NOWAIT) even for \
+                 data just written (every upload then takes the blocking path)",
+                dir.path().display()
+            );
+            return;
+        }
+        assert_eq!(got, want);
+        assert_eq!(got, data[16384..16384 + 8000]);
+        let mut whole = vec![0u8; 16384];
+        assert!(s.read_cached(p0, 0, &mut whole));
+        assert_eq!(whole, data[..16384]);
+        // Past the end of b once something shortened it: declined; the blocking read reports
+        // it.
+        fs::OpenOptions::new()
+            .write(true)
+            .open(dir.path().join("b"))
+            .unwrap()
+            .set_len(4000)
+            .unwrap();
+        let mut tail = vec![0u8; 1000];
+        assert!(!s.read_cached(p1, 15_000, &mut tail));
+        assert!(s.read(p1, 15_000, &mut tail).unwrap_err().is_absent());
+        // Out of range: declined.
+        assert!(!s.read_cached(p1, 16_000, &mut tail));
     }
 
     /// `len` bytes of `fill` at a 4 KiB-aligned address: the buffer (kept alive) and the offset.
