@@ -236,6 +236,33 @@ impl Sim {
     }
 
     /// Runs for `ticks` seconds of virtual time, stepping until quiet after each tick.
+    /// One hop of messages both ways between nodes 0 and 1 only, uploads served from the
+    /// truth, node 0's events dropped (for tests that handle node 1's events themselves);
+    /// returns whether anything moved.
+    fn hop_between_first_two(&mut self) -> bool {
+        let mut moved = false;
+        for (a, b) in [(0usize, 1usize), (1, 0)] {
+            let k = self.nodes[a].keys[&b];
+            let kb = self.nodes[b].keys[&a];
+            let mut bytes = BytesMut::new();
+            if let Ok(Some(out)) = self.nodes[a].t.take_outgoing(k, self.now) {
+                bytes.extend_from_slice(&out);
+            }
+            while let Some(u) = self.nodes[a].t.next_upload(k) {
+                let off = (self.g.piece_offset(u.piece) + u64::from(u.begin)) as usize;
+                bytes.put_slice(&wire::piece_header(u.piece.get(), u.begin, u.len));
+                bytes.put_slice(&self.truth[off..off + u.len as usize]);
+            }
+            moved |= !bytes.is_empty();
+            let dec = Decoder::default();
+            while let Some(m) = dec.decode(&mut bytes).unwrap() {
+                self.nodes[b].t.handle_message(kb, m, self.now).unwrap();
+            }
+        }
+        while self.nodes[0].t.poll_event().is_some() {}
+        moved
+    }
+
     fn run_for(&mut self, ticks: u32) {
         for _ in 0..ticks {
             let mut spins = 0;
@@ -542,31 +569,12 @@ fn slow_disk_bounds_pieces_held_in_memory() {
     sim.connect(0, 1, true);
     let mut held = Vec::new();
     for _ in 0..10_000 {
-        let mut moved = false;
         while let Some(ev) = sim.nodes[1].t.poll_event() {
             if let Event::PieceReady { piece, .. } = ev {
                 held.push(piece);
             }
         }
-        for (a, b) in [(0usize, 1usize), (1, 0)] {
-            let k = sim.nodes[a].keys[&b];
-            let kb = sim.nodes[b].keys[&a];
-            let mut bytes = BytesMut::new();
-            if let Ok(Some(out)) = sim.nodes[a].t.take_outgoing(k, sim.now) {
-                bytes.extend_from_slice(&out);
-            }
-            while let Some(u) = sim.nodes[a].t.next_upload(k) {
-                let off = (g.piece_offset(u.piece) + u64::from(u.begin)) as usize;
-                bytes.put_slice(&wire::piece_header(u.piece.get(), u.begin, u.len));
-                bytes.put_slice(&sim.truth[off..off + u.len as usize]);
-            }
-            moved |= !bytes.is_empty();
-            let dec = Decoder::default();
-            while let Some(m) = dec.decode(&mut bytes).unwrap() {
-                sim.nodes[b].t.handle_message(kb, m, sim.now).unwrap();
-            }
-        }
-        while sim.nodes[0].t.poll_event().is_some() {}
+        let moved = sim.hop_between_first_two();
         if !moved {
             break;
         }
@@ -627,24 +635,7 @@ fn a_disk_slower_than_the_network_holds_back_requests_not_buffers() {
                 .piece_written(piece, PieceOutcome::Written, sim.now);
             sim.nodes[1].t.recycle(data);
         }
-        for (a, b) in [(0usize, 1usize), (1, 0)] {
-            let k = sim.nodes[a].keys[&b];
-            let kb = sim.nodes[b].keys[&a];
-            let mut bytes = BytesMut::new();
-            if let Ok(Some(out)) = sim.nodes[a].t.take_outgoing(k, sim.now) {
-                bytes.extend_from_slice(&out);
-            }
-            while let Some(u) = sim.nodes[a].t.next_upload(k) {
-                let off = (g.piece_offset(u.piece) + u64::from(u.begin)) as usize;
-                bytes.put_slice(&wire::piece_header(u.piece.get(), u.begin, u.len));
-                bytes.put_slice(&sim.truth[off..off + u.len as usize]);
-            }
-            let dec = Decoder::default();
-            while let Some(m) = dec.decode(&mut bytes).unwrap() {
-                sim.nodes[b].t.handle_message(kb, m, sim.now).unwrap();
-            }
-        }
-        while sim.nodes[0].t.poll_event().is_some() {}
+        sim.hop_between_first_two();
         most = most.max(sim.nodes[1].t.piece_buffers());
         sim.now += Duration::from_millis(1);
     }

@@ -467,6 +467,23 @@ impl Storage {
     /// A missing or short file is an error for which [`StorageError::is_absent`] is true.
     pub fn read(&self, p: PieceIndex, begin: u32, buf: &mut [u8]) -> Result<()> {
         let offset = self.range(p, begin, buf.len())?;
+        self.fill_spans(offset, buf, |idx, chunk, at| {
+            let file = self.handle(idx)?;
+            file.read_exact_at(chunk, at)
+                .map_err(|e| StorageError::io(Op::Read, self.display_path(idx), e))?;
+            Ok(true)
+        })
+        .map(|_| ())
+    }
+
+    /// Fills `buf` with the torrent's bytes from `offset`: padding with zeros, every file span
+    /// through `each(file, chunk, file_offset)`, which may decline (`false`, returned at once).
+    fn fill_spans(
+        &self,
+        offset: u64,
+        buf: &mut [u8],
+        mut each: impl FnMut(usize, &mut [u8], u64) -> Result<bool>,
+    ) -> Result<bool> {
         for s in self.layout.spans(offset, buf.len()) {
             let pad = self.is_pad(&s);
             let Some(chunk) = buf.get_mut(s.buf_offset..s.buf_offset + s.len) else {
@@ -474,13 +491,11 @@ impl Storage {
             };
             if pad {
                 chunk.fill(0);
-                continue;
+            } else if !each(s.file, chunk, s.file_offset)? {
+                return Ok(false);
             }
-            let file = self.handle(s.file)?;
-            file.read_exact_at(chunk, s.file_offset)
-                .map_err(|e| StorageError::io(Op::Read, self.display_path(s.file), e))?;
         }
-        Ok(())
+        Ok(true)
     }
 
     /// [`read`](Self::read) from the page cache only, without ever waiting for the disk: `false`
@@ -492,36 +507,24 @@ impl Storage {
         let Ok(offset) = self.range(p, begin, buf.len()) else {
             return false;
         };
-        for s in self.layout.spans(offset, buf.len()) {
-            let pad = self.is_pad(&s);
-            let Some(chunk) = buf.get_mut(s.buf_offset..s.buf_offset + s.len) else {
-                continue;
-            };
-            if pad {
-                chunk.fill(0);
-                continue;
-            }
-            let Some(file) = self.handles.get((self.owner, s.file)) else {
-                return false;
+        let cached = self.fill_spans(offset, buf, |idx, chunk, from| {
+            let Some(file) = self.handles.get((self.owner, idx)) else {
+                return Ok(false);
             };
             let mut at = 0;
             while let Some(rest) = chunk.get_mut(at..).filter(|r| !r.is_empty()) {
                 let mut iov = [io::IoSliceMut::new(rest)];
-                let from = s.file_offset + at as u64;
-                match rustix::io::preadv2(
-                    &*file,
-                    &mut iov,
-                    from,
-                    rustix::io::ReadWriteFlags::NOWAIT,
-                ) {
+                let flags = rustix::io::ReadWriteFlags::NOWAIT;
+                match rustix::io::preadv2(&*file, &mut iov, from + at as u64, flags) {
                     Ok(n) if n > 0 => at += n,
                     // End of file (a short file), not cached, not supported, interrupted, or
                     // an error: the blocking read decides.
-                    _ => return false,
+                    _ => return Ok(false),
                 }
             }
-        }
-        true
+            Ok(true)
+        });
+        cached.unwrap_or(false)
     }
 
     /// Reads the whole of piece `p`; `buf` must be exactly the piece's length.
@@ -624,19 +627,24 @@ mod tests {
         );
     }
 
-    #[test]
-    fn cached_reads_match_reads_across_files_and_decline_what_they_cannot_serve() {
-        let dir = tempfile::tempdir().unwrap();
-        // Two files; piece 1 straddles the boundary.
-        let files = [("a", 20_000u64), ("b", 12_768)];
-        let specs = files
+    /// One unpadded file spec per (name, length).
+    fn file_specs(files: &[(&str, u64)]) -> Vec<FileSpec> {
+        files
             .iter()
             .map(|(n, l)| FileSpec {
                 path: vec![(*n).into()],
                 length: *l,
                 pad: false,
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn cached_reads_match_reads_across_files_and_decline_what_they_cannot_serve() {
+        let dir = tempfile::tempdir().unwrap();
+        // Two files; piece 1 straddles the boundary.
+        let files = [("a", 20_000u64), ("b", 12_768)];
+        let specs = file_specs(&files);
         let layout = Layout::new(16384, specs, vec![[0; 20]; 2]).unwrap();
         let s = Storage::new(layout, dir.path(), OpenOptions::default()).unwrap();
         let g = *s.layout().geometry();
@@ -689,14 +697,7 @@ mod tests {
         // preallocated. Runs: 0..3 inside a (one vectored write), 3..6 across the boundary
         // (piece by piece), 6..8 ending in the short last piece (only piece 6 is aligned).
         let files = [("a", 5 * 16384), ("b", 2 * 16384 + 1000)];
-        let specs = files
-            .iter()
-            .map(|(n, l)| FileSpec {
-                path: vec![(*n).into()],
-                length: *l,
-                pad: false,
-            })
-            .collect();
+        let specs = file_specs(&files);
         let opts = OpenOptions {
             direct_writes: true,
             preallocate: true,
