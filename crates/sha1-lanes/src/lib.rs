@@ -67,8 +67,9 @@ impl Kernel {
 /// That path costs the same for one message as for 16, while pairs on SHA-NI (or one message
 /// after another elsewhere) cost in proportion to the messages; where the break-even lies
 /// depends on the core: 9 measured on an AMD EPYC (Zen 4 runs each 512-bit operation as two
-/// halves, and its SHA unit is quick), about 5 from the rates measured on an Intel Xeon. So it is measured once per process, in
-/// well under a millisecond: the fastest of a few runs of each path over 16 KiB per message.
+/// halves, and its SHA unit is quick), about 5 from the rates measured on an Intel Xeon. So it
+/// is measured once per process, in well under a millisecond: the fastest of a few runs of
+/// each path over 16 KiB per message.
 /// Either answer gives the same digests; only the speed depends on it.
 pub fn avx512_from() -> Option<usize> {
     static FROM: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
