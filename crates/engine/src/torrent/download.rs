@@ -232,6 +232,13 @@ impl Torrent {
 
     /// Tops up the requests outstanding at `key` to its pipeline target.
     pub(super) fn fill_requests(&mut self, key: PeerKey, now: Instant) {
+        self.fill_requests_counted(key, now, &mut None);
+    }
+
+    /// [`Self::fill_requests`] with the requests outstanding at all peers, once counted, kept
+    /// in `in_flight` (None: not counted yet) and updated with what this call sends, so one
+    /// pass over every peer counts them once, not once per peer.
+    fn fill_requests_counted(&mut self, key: PeerKey, now: Instant, in_flight: &mut Option<usize>) {
         if self.checking.len() >= self.config.max_checking {
             return;
         }
@@ -268,8 +275,9 @@ impl Torrent {
         } else {
             let per_piece = geometry.nominal_piece_len().div_ceil(metainfo::BLOCK_SIZE) as usize;
             let budget = (config.max_checking - checking.len()) * per_piece;
-            let in_flight: usize = peers.values().map(|q| q.outstanding.len()).sum();
-            target.min(have + budget.saturating_sub(in_flight))
+            let all =
+                *in_flight.get_or_insert_with(|| peers.values().map(|q| q.outstanding.len()).sum());
+            target.min(have + budget.saturating_sub(all))
         };
         let Some(p) = peers.get_mut(&key) else { return };
         if have >= target {
@@ -286,6 +294,9 @@ impl Torrent {
         );
         if scratch.is_empty() {
             return;
+        }
+        if let Some(all) = in_flight {
+            *all += scratch.len();
         }
         for b in scratch.iter() {
             p.outstanding.insert(*b);
@@ -311,8 +322,12 @@ impl Torrent {
             .filter(|(_, p)| !p.peer_choking && p.am_interested)
             .map(|(k, _)| *k)
             .collect();
+        let mut in_flight = None;
         for k in keys {
-            self.fill_requests(k, now);
+            self.fill_requests_counted(k, now, &mut in_flight);
         }
+        debug_assert!(
+            in_flight.is_none_or(|n| n == self.peers.values().map(|p| p.outstanding.len()).sum())
+        );
     }
 }
