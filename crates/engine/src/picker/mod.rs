@@ -37,7 +37,11 @@
 //! rarest up and stops at the first piece the peer can give; if it has not found one after
 //! [`SCAN_BUDGET`] entries it falls back to a pass over the peer's bitfield in 64-bit words,
 //! skipping words with nothing to offer (O(pieces / 64) words plus one availability lookup per
-//! piece the peer could give). Availability updates are O(1) per piece.
+//! piece the peer could give). Availability updates are O(1) per piece, and O(1) for a seed
+//! (a full bitfield or HAVE ALL): seeds are counted apart, and a peer that completes its
+//! bitfield by HAVEs moves to that counter in one pass over the pieces, once. While every known
+//! peer is a seed, no per-piece availability is kept at all (every piece is as rare as any
+//! other) and the rarest-first search is a uniform draw over the peer's candidates.
 
 mod availability;
 mod partial;
@@ -158,7 +162,7 @@ impl Picker {
             }
         }
         Picker {
-            availability: Availability::new(&have),
+            availability: Availability::new(n),
             started: Bitfield::new(n),
             slot: HashMap::new(),
             partials: Vec::new(),
@@ -222,27 +226,33 @@ impl Picker {
         self.peer_count = peers;
     }
 
-    /// A peer's BITFIELD (or HAVE ALL as a full one): each of its pieces gains a peer.
+    /// A new peer's bitfield `bf` (its BITFIELD, or HAVE ALL / HAVE NONE as a full or empty
+    /// one). A full one counts the peer as a seed (O(1)); any other adds the peer to each of its
+    /// pieces. Report each peer's bitfield once, then its new pieces with [`Picker::peer_have`]
+    /// or [`Picker::peer_haves`], and the bitfield it has when it leaves to
+    /// [`Picker::peer_gone`].
     pub fn peer_bitfield(&mut self, bf: &Bitfield) {
-        for i in bf.iter_ones() {
-            if let Some(p) = self.geometry.piece(i) {
-                self.availability.increment(p);
-            }
-        }
+        self.availability.add_peer(bf, &self.have);
     }
 
-    /// A peer's HAVE of piece `p`.
-    pub fn peer_have(&mut self, p: PieceIndex) {
-        self.availability.increment(p);
+    /// A peer's HAVE of piece `p`, which was not in its bitfield; `after` is its bitfield with
+    /// `p` now set. If that completes it, the peer becomes a seed (see [`Picker::peer_haves`]).
+    pub fn peer_have(&mut self, p: PieceIndex, after: &Bitfield) {
+        self.peer_haves(&[p], after);
     }
 
-    /// A peer left: remove the contribution of its final bitfield `bf`.
+    /// A peer's new pieces `added` (none of them in its bitfield before, e.g. the pieces a
+    /// later BITFIELD or HAVE ALL adds); `after` is its bitfield with them set. Each piece
+    /// gains a peer, unless `after` is full: then the peer's counts for the pieces it had
+    /// before are taken back and it is counted as a seed from now on (one pass over the
+    /// pieces), so that a peer counts as a seed exactly when its bitfield is full.
+    pub fn peer_haves(&mut self, added: &[PieceIndex], after: &Bitfield) {
+        self.availability.add_pieces(added, after, &self.have);
+    }
+
+    /// A peer left: remove the contribution of its final bitfield `bf` (O(1) for a seed).
     pub fn peer_gone(&mut self, bf: &Bitfield) {
-        for i in bf.iter_ones() {
-            if let Some(p) = self.geometry.piece(i) {
-                self.availability.decrement(p);
-            }
-        }
+        self.availability.remove_peer(bf);
     }
 
     /// True if `peer` has a piece we lack. O(1) when it has more pieces than we do, otherwise
@@ -486,10 +496,17 @@ impl Picker {
 
     /// The rarest piece the peer has that we neither have nor are downloading; ties at random.
     fn rarest_candidate(&self, peer: &Bitfield, rng: &mut impl Rng) -> Option<u32> {
+        if !self.availability.is_built() {
+            // Every known peer is a seed: all pieces are equally rare.
+            return self.random_candidate(peer, rng);
+        }
         let mut budget = SCAN_BUDGET;
-        // Bucket 0 holds pieces no known peer has: it is left to the fallback, which also covers
-        // a peer whose pieces were never reported.
-        'buckets: for a in 1..self.availability.buckets() {
+        // Bucket `a` holds the pieces that `a` peers besides the seeds have. With no seed,
+        // bucket 0 holds pieces no known peer has: it is left to the fallback, which also covers
+        // a peer whose pieces were never reported. With seeds, bucket 0 holds the pieces only
+        // the seeds have, the rarest ones: the walk starts there.
+        let first = usize::from(self.availability.seeds() == 0);
+        'buckets: for a in first..self.availability.buckets() {
             let bucket = self.availability.bucket(a);
             if bucket.is_empty() {
                 continue;
@@ -736,7 +753,7 @@ impl Picker {
         }
         let downloading = self.partials.iter().filter(|pp| !pp.is_full()).count();
         assert_eq!(downloading, self.downloading);
-        self.availability.check();
+        self.availability.check(&self.have);
     }
 }
 

@@ -3,8 +3,8 @@
 use std::collections::{HashMap, HashSet};
 
 use metainfo::{BLOCK_SIZE, Bitfield, BlockRef, Geometry, PieceIndex};
-use rand::SeedableRng;
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 use super::{BlockReceived, Picker, PickerConfig};
 
@@ -62,7 +62,8 @@ fn rarest_piece_first() {
     let mut rng = StdRng::seed_from_u64(1);
     assert_eq!(pieces_of(&pick(&mut p, &seed, 1, &mut rng)), vec![5]);
     // The rest are at 2 until a HAVE makes piece 3 the commonest: it comes last.
-    p.peer_have(piece(&g, 3));
+    p.peer_bitfield(&Bitfield::new(8));
+    p.peer_have(piece(&g, 3), &bits(&g, [3]));
     let next = pick(&mut p, &seed, 7, &mut rng);
     assert_eq!(next.len(), 7);
     assert_eq!(
@@ -410,7 +411,8 @@ fn availability_and_interest() {
     assert!(!p.is_interesting(&Bitfield::new(100)));
     assert!(p.wants(piece(&g, 70)) && !p.wants(piece(&g, 3)));
     p.peer_bitfield(&upper);
-    p.peer_have(piece(&g, 70));
+    p.peer_bitfield(&Bitfield::new(100));
+    p.peer_have(piece(&g, 70), &one);
     assert_eq!(p.availability(piece(&g, 70)), 2);
     p.peer_gone(&upper);
     assert_eq!(p.availability(piece(&g, 70)), 1);
@@ -573,4 +575,278 @@ fn random_first_draw_is_uniform_over_clustered_pieces() {
         counts.values().all(|&n| n <= 45),
         "expected ~20 each: {counts:?}"
     );
+}
+
+/// Receives every block of `blocks` and verifies each piece they complete.
+fn deliver(p: &mut Picker, blocks: &[BlockRef]) {
+    for b in blocks {
+        if let BlockReceived::Fresh {
+            piece_complete: true,
+        } = p.block_received(*b)
+        {
+            p.piece_verified(b.piece());
+        }
+    }
+    p.check();
+}
+
+#[test]
+fn while_only_seeds_are_known_no_per_piece_availability_is_kept() {
+    let n = 16_384u32;
+    let g = geometry(n, 1);
+    let mut p = Picker::new(g, Bitfield::new(n), config(0, 64));
+    let seed = Bitfield::full(n);
+    for _ in 0..3 {
+        p.peer_bitfield(&seed);
+    }
+    // HAVE NONE: a peer with no piece to count.
+    p.peer_bitfield(&Bitfield::new(n));
+    let mut rng = StdRng::seed_from_u64(12);
+    let got = pick(&mut p, &seed, 8, &mut rng);
+    assert_eq!(got.len(), 8);
+    deliver(&mut p, &got);
+    assert_eq!(p.have().count(), 8);
+    assert!(!p.availability.is_built());
+    assert_eq!(p.availability.per_piece_bytes(), 0);
+    assert_eq!(p.availability.seeds(), 3);
+    assert!((0..n).all(|i| p.availability(piece(&g, i)) == 3));
+
+    // The first peer that is not a seed builds it; the pieces we got stay out of the order
+    // (`check`), and the counts are those of the four peers.
+    let leecher = bits(&g, (0..n).step_by(3));
+    p.peer_bitfield(&leecher);
+    assert!(p.availability.is_built());
+    assert!(p.availability.per_piece_bytes() >= 10 * n as usize);
+    p.check();
+    for i in 0..n {
+        let want = 3 + u32::from(leecher.get(i));
+        assert_eq!(p.availability(piece(&g, i)), want, "piece {i}");
+    }
+    // Rarest first from then on: only pieces the leecher lacks, also within the extent the
+    // seed was being fed from.
+    let next = pick(&mut p, &seed, 40, &mut rng);
+    assert_eq!(next.len(), 40);
+    assert!(
+        next.iter().all(|b| b.piece().get() % 3 != 0),
+        "a piece the leecher has was picked: {:?}",
+        pieces_of(&next)
+    );
+    // Once built it stays, even with only seeds left.
+    p.peer_gone(&leecher);
+    assert!(p.availability.is_built());
+    assert!((0..n).all(|i| p.availability(piece(&g, i)) == 3));
+    p.check();
+}
+
+#[test]
+fn with_only_seeds_known_new_pieces_are_drawn_uniformly() {
+    // Every piece is as rare as any other: the rarest-first draw over two clusters of ten
+    // pieces far apart must not favour the first piece of a cluster.
+    let g = geometry(1000, 1);
+    let peer = bits(&g, (0..10).chain(500..510));
+    let mut counts: HashMap<u32, u32> = HashMap::new();
+    for s in 0..400 {
+        let mut p = Picker::new(g, Bitfield::new(1000), config(0, 32));
+        p.peer_bitfield(&Bitfield::full(1000));
+        p.set_peer_count(2);
+        let mut rng = StdRng::seed_from_u64(s);
+        *counts
+            .entry(pick(&mut p, &peer, 1, &mut rng)[0].piece().get())
+            .or_insert(0) += 1;
+        assert!(!p.availability.is_built());
+    }
+    assert_eq!(counts.len(), 20, "every piece drawn: {counts:?}");
+    assert!(
+        counts.values().all(|&n| n <= 45),
+        "expected ~20 each: {counts:?}"
+    );
+}
+
+#[test]
+fn a_peer_that_completes_its_bitfield_moves_to_the_seed_counter() {
+    let g = geometry(8, 1);
+    let mut p = Picker::new(g, Bitfield::new(8), config(0, 32));
+    let other = bits(&g, [1, 2]);
+    let mut l = bits(&g, (0..8).filter(|&i| i != 3 && i != 5));
+    p.peer_bitfield(&Bitfield::full(8));
+    p.peer_bitfield(&other);
+    p.peer_bitfield(&l);
+    l.set(piece(&g, 3));
+    p.peer_have(piece(&g, 3), &l);
+    assert_eq!(p.availability.seeds(), 1);
+    assert_eq!(p.availability(piece(&g, 3)), 2);
+    assert_eq!(p.availability(piece(&g, 5)), 1);
+    // Its last piece: it is a seed now, and only `other` is left in the per-piece counts.
+    l.set(piece(&g, 5));
+    p.peer_have(piece(&g, 5), &l);
+    assert!(l.is_full());
+    assert_eq!(p.availability.seeds(), 2);
+    for i in 0..8 {
+        let want = 2 + u32::from(other.get(i));
+        assert_eq!(p.availability(piece(&g, i)), want, "piece {i}");
+    }
+    let mut zero = p.availability.bucket(0).to_vec();
+    zero.sort_unstable();
+    assert_eq!(zero, vec![0, 3, 4, 5, 6, 7]);
+    p.check();
+    // It leaves as a seed: back to what the seed and `other` give.
+    p.peer_gone(&l);
+    assert_eq!(p.availability.seeds(), 1);
+    for i in 0..8 {
+        let want = 1 + u32::from(other.get(i));
+        assert_eq!(p.availability(piece(&g, i)), want, "piece {i}");
+    }
+    p.check();
+
+    // A HAVE ALL after a partial BITFIELD (one batch of new pieces) does the same.
+    let mut m = bits(&g, [0, 6]);
+    p.peer_bitfield(&m);
+    let added: Vec<PieceIndex> = (0..8)
+        .filter(|&i| !m.get(i))
+        .map(|i| piece(&g, i))
+        .collect();
+    for &q in &added {
+        m.set(q);
+    }
+    p.peer_haves(&added, &m);
+    assert_eq!(p.availability.seeds(), 2);
+    p.peer_gone(&m);
+    for i in 0..8 {
+        let want = 1 + u32::from(other.get(i));
+        assert_eq!(p.availability(piece(&g, i)), want, "piece {i}");
+    }
+    p.check();
+}
+
+#[test]
+fn have_none_then_have_all_counts_a_seed_without_per_piece_state() {
+    let g = geometry(64, 1);
+    let mut p = Picker::new(g, Bitfield::new(64), config(0, 32));
+    p.peer_bitfield(&Bitfield::full(64));
+    let mut late = Bitfield::new(64);
+    p.peer_bitfield(&late);
+    let added: Vec<PieceIndex> = g.pieces().collect();
+    for &q in &added {
+        late.set(q);
+    }
+    p.peer_haves(&added, &late);
+    assert_eq!(p.availability.seeds(), 2);
+    assert!(
+        !p.availability.is_built(),
+        "no piece was counted one by one"
+    );
+    assert_eq!(p.availability.per_piece_bytes(), 0);
+    assert!(g.pieces().all(|q| p.availability(q) == 2));
+    p.peer_gone(&late);
+    assert!(g.pieces().all(|q| p.availability(q) == 1));
+    p.check();
+}
+
+#[test]
+fn rarest_first_with_a_seed_prefers_pieces_only_the_seed_has() {
+    let g = geometry(16, 1);
+    let seed = Bitfield::full(16);
+    let mut seen = HashSet::new();
+    for s in 0..40 {
+        let mut p = Picker::new(g, Bitfield::new(16), config(0, 32));
+        let mut leecher = bits(&g, (0..16).filter(|&i| i != 4 && i != 11));
+        p.peer_bitfield(&seed);
+        p.peer_bitfield(&leecher);
+        p.set_peer_count(2);
+        let mut rng = StdRng::seed_from_u64(s);
+        let first = pieces_of(&pick(&mut p, &seed, 1, &mut rng));
+        assert!(first == [4] || first == [11], "seed {s}: {first:?}");
+        seen.insert(first[0]);
+        // The leecher gets piece 4: piece 11 is then the only one nobody but the seed has.
+        let mut p = Picker::new(g, Bitfield::new(16), config(0, 32));
+        p.peer_bitfield(&seed);
+        p.peer_bitfield(&leecher);
+        p.set_peer_count(2);
+        leecher.set(piece(&g, 4));
+        p.peer_have(piece(&g, 4), &leecher);
+        assert_eq!(pieces_of(&pick(&mut p, &seed, 1, &mut rng)), vec![11]);
+    }
+    assert_eq!(seen.len(), 2, "ties at random: {seen:?}");
+}
+
+#[test]
+fn availability_matches_the_live_peers_through_random_events() {
+    for s in 0..64u64 {
+        let mut rng = StdRng::seed_from_u64(s);
+        // Few pieces, so that full bitfields and peers completing by HAVEs are common.
+        let n = rng.gen_range(1..=24u32);
+        let g = geometry(n, 1);
+        let mut p = Picker::new(g, Bitfield::new(n), config(0, 32));
+        let mut live: Vec<Bitfield> = Vec::new();
+        // Whether a piece was ever counted for a peer that was not a seed at the time.
+        let mut counted = false;
+        for step in 0..300 {
+            match rng.gen_range(0..12) {
+                0..=2 => {
+                    let density = [1.0, 0.0, 0.9, 0.3][rng.gen_range(0..4)];
+                    let ones: Vec<u32> = (0..n).filter(|_| rng.gen_bool(density)).collect();
+                    let bf = bits(&g, ones);
+                    counted |= !bf.is_full() && !bf.is_none();
+                    p.peer_bitfield(&bf);
+                    live.push(bf);
+                }
+                3..=5 if !live.is_empty() => {
+                    let k = rng.gen_range(0..live.len());
+                    let missing: Vec<u32> = (0..n).filter(|&i| !live[k].get(i)).collect();
+                    if !missing.is_empty() {
+                        let q = piece(&g, missing[rng.gen_range(0..missing.len())]);
+                        live[k].set(q);
+                        counted |= !live[k].is_full();
+                        p.peer_have(q, &live[k]);
+                    }
+                }
+                6 if !live.is_empty() => {
+                    // A later BITFIELD, or HAVE ALL (every missing piece).
+                    let k = rng.gen_range(0..live.len());
+                    let all = rng.gen_bool(0.5);
+                    let added: Vec<PieceIndex> = (0..n)
+                        .filter(|&i| !live[k].get(i) && (all || rng.gen_bool(0.5)))
+                        .map(|i| piece(&g, i))
+                        .collect();
+                    for &q in &added {
+                        live[k].set(q);
+                    }
+                    counted |= !added.is_empty() && !live[k].is_full();
+                    p.peer_haves(&added, &live[k]);
+                }
+                7..=8 if !live.is_empty() => {
+                    let bf = live.swap_remove(rng.gen_range(0..live.len()));
+                    p.peer_gone(&bf);
+                }
+                9..=10 if !live.is_empty() => {
+                    // A piece for a live peer: the rarest of its candidates (nothing is in
+                    // progress, every piece being one block we receive at once).
+                    let k = rng.gen_range(0..live.len());
+                    let bf = live[k].clone();
+                    let min = (0..n)
+                        .filter(|&i| bf.get(i) && !p.have().get(i))
+                        .map(|i| p.availability(piece(&g, i)))
+                        .min();
+                    let got = pick(&mut p, &bf, 1, &mut rng);
+                    let avail = got.first().map(|b| p.availability(b.piece()));
+                    assert_eq!(avail, min, "run {s} step {step}: not the rarest");
+                    deliver(&mut p, &got);
+                }
+                _ => p.piece_verified(piece(&g, rng.gen_range(0..n))),
+            }
+            for i in 0..n {
+                let want = live.iter().filter(|bf| bf.get(i)).count() as u32;
+                let got = p.availability(piece(&g, i));
+                assert_eq!(got, want, "run {s} step {step} piece {i}");
+            }
+            let seeds = live.iter().filter(|bf| bf.is_full()).count();
+            assert_eq!(
+                p.availability.seeds() as usize,
+                seeds,
+                "run {s} step {step}"
+            );
+            assert_eq!(p.availability.is_built(), counted, "run {s} step {step}");
+            p.check();
+        }
+    }
 }

@@ -562,7 +562,7 @@ impl Torrent {
                 };
                 let peer = self.peers.get_mut(&key).ok_or(PeerError::Unknown)?;
                 if peer.bitfield.set(p) {
-                    self.picker.peer_have(p);
+                    self.picker.peer_have(p, &peer.bitfield);
                     if !self.picker.have().has(p) {
                         peer.interesting += 1;
                     }
@@ -635,6 +635,9 @@ impl Torrent {
         let peer = self.peers.get_mut(&key).ok_or(PeerError::Unknown)?;
         let have = self.picker.have();
         peer.interesting = bf.iter_ones().filter(|&i| !have.get(i)).count() as u32;
+        // This is the peer's opening message, so its bitfield is still the empty one it was
+        // made with; take it back anyway so a replaced bitfield is never counted twice.
+        self.picker.peer_gone(&peer.bitfield);
         self.picker.peer_bitfield(&bf);
         let pieces: Vec<PieceIndex> = if self.super_seed.is_some() {
             bf.iter_ones()
@@ -662,13 +665,15 @@ impl Torrent {
             };
             if peer.bitfield.set(p) {
                 added.push(p);
-                self.picker.peer_have(p);
                 if !self.picker.have().has(p) {
                     peer.interesting += 1;
                 }
             }
         }
         if !added.is_empty() {
+            // All at once: a HAVE ALL that completes the peer counts it as a seed without
+            // first counting each piece it adds.
+            self.picker.peer_haves(&added, &peer.bitfield);
             self.update_interest(key, now);
             self.fill_requests(key, now);
             self.check_both_seeds(key);
