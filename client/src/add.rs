@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use metainfo::{Bitfield, Metainfo};
+use metainfo::{Bitfield, Metainfo, PieceHashes, StoredBytes};
 use parking_lot::Mutex;
 use storage::{FileSpec, Layout, Mode, OpenOptions, ResumeData, Storage};
 use tokio::sync::{Semaphore, watch};
@@ -55,6 +55,22 @@ pub fn resume_path(out_dir: &Path, meta: &Metainfo) -> PathBuf {
         .join(format!("{}.resume", meta.info_hash.to_hex()))
 }
 
+/// The info dictionary of `meta` and its piece hashes moved into an unlinked file in
+/// `out_dir` (created if need be); `None`, after a warning, when that fails: they then stay in
+/// memory, which works the same.
+fn store_info(meta: &Metainfo, out_dir: &Path) -> Option<(StoredBytes, PieceHashes)> {
+    let stored = std::fs::create_dir_all(out_dir)
+        .and_then(|()| storage::unlinked_file_in(out_dir))
+        .and_then(|file| meta.info.store_in(file));
+    match stored {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(dir = %out_dir.display(), error = %e, "keeping the torrent's piece hashes in memory");
+            None
+        }
+    }
+}
+
 /// Opens storage, checks existing data, and starts the torrent's engine, timers and announcer.
 pub async fn add(
     session: &Arc<Session>,
@@ -79,7 +95,17 @@ pub async fn add(
             }
         })
         .collect();
-    let layout = Layout::new(u64::from(info.piece_length()), files, info.pieces().clone())
+    // A download keeps its info dictionary (the piece hashes, 20 bytes a piece, and the
+    // metadata served to magnet peers) in an unlinked file next to its data, not in memory,
+    // so its memory does not grow with the torrent's size. Seeding keeps them in memory: its
+    // directory may not be ours to write to.
+    let (metadata, hashes) = if opts.mode == Mode::ReadWrite {
+        store_info(&meta, &opts.out_dir)
+    } else {
+        None
+    }
+    .unwrap_or_else(|| (info.raw_info().clone().into(), info.pieces().clone()));
+    let layout = Layout::new(u64::from(info.piece_length()), files, hashes)
         .with_context(|| format!("torrent {name:?}"))?;
     let geometry = *layout.geometry();
     // Nothing on disk yet (no file, or only empty ones): there is nothing to check.
@@ -134,7 +160,7 @@ pub async fn add(
     let mut engine = engine::Torrent::new(geometry, have, config, rand::random(), Instant::now());
     // Peers fetching this torrent from a magnet link get the info dictionary from us (BEP 9).
     // Shared with the layout's piece hashes: the info dictionary is held once.
-    engine.set_metadata(info.raw_info().clone());
+    engine.set_metadata(metadata);
     let data_path = match info.files().first() {
         Some(f) if !info.is_multi_file() => opts
             .out_dir
@@ -246,4 +272,35 @@ async fn check_existing(
     .context("check task")??;
     bar.finish_and_clear();
     Ok(have)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_download_keeps_its_info_dictionary_in_an_unlinked_file() {
+        let src = tempfile::tempdir().unwrap();
+        let file = src.path().join("a.bin");
+        std::fs::write(&file, (0..100_000u32).map(|i| i as u8).collect::<Vec<u8>>()).unwrap();
+        let meta = metainfo::TorrentBuilder::new(file)
+            .piece_length(16384)
+            .build(&|_| {})
+            .unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let dir = out.path().join("new");
+        let (info, hashes) = store_info(&meta, &dir).unwrap();
+        assert!(!info.is_in_memory() && !hashes.is_in_memory());
+        assert_eq!(&hashes, meta.info.pieces());
+        assert_eq!(
+            info.read(0, info.len()).as_ref(),
+            Some(meta.info.raw_info())
+        );
+        // Created the directory, left no name in it.
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0);
+        // A directory that cannot be made: kept in memory by the caller instead.
+        let blocker = out.path().join("file");
+        std::fs::write(&blocker, b"x").unwrap();
+        assert!(store_info(&meta, &blocker.join("sub")).is_none());
+    }
 }

@@ -210,8 +210,9 @@ impl TorrentShared {
         let layout = self.storage.layout();
         let ok = {
             let data: Vec<&[u8]> = batch.iter().map(|(_, d)| &**d).collect();
-            let want: Vec<Option<&[u8; 20]>> =
+            let want: Vec<Option<[u8; 20]>> =
                 batch.iter().map(|(p, _)| layout.piece_hash(*p)).collect();
+            let want: Vec<Option<&[u8; 20]>> = want.iter().map(Option::as_ref).collect();
             let full = layout.geometry().nominal_piece_len() as usize;
             hash_queue::verify(&data, &want, full)
         };

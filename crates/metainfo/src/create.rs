@@ -398,7 +398,10 @@ mod tests {
         assert!(!m.info.is_multi_file());
         assert_eq!(m.info.name(), "movie.bin");
         assert_eq!(m.info.files()[0].path, ["movie.bin"]);
-        assert_eq!(m.info.pieces().to_vec(), expected_pieces(&bytes, 16_384));
+        assert_eq!(
+            m.info.pieces().to_vec().unwrap(),
+            expected_pieces(&bytes, 16_384)
+        );
         assert_eq!(m.announce, None);
         assert_eq!(m.creation_date, None);
         // Deterministic: same input, same bytes, whatever the thread count.
@@ -464,7 +467,10 @@ mod tests {
             .collect::<Vec<_>>()
             .concat();
         assert_eq!(m.info.total_length(), stream.len() as u64);
-        assert_eq!(m.info.pieces().to_vec(), expected_pieces(&stream, 16_384));
+        assert_eq!(
+            m.info.pieces().to_vec().unwrap(),
+            expected_pieces(&stream, 16_384)
+        );
         let scan = TorrentBuilder::new(&root).scan().unwrap();
         assert_eq!(
             scan,
@@ -500,7 +506,7 @@ mod tests {
                 .build(&|_| {})
                 .unwrap();
             assert_eq!(
-                m.info.pieces().to_vec(),
+                m.info.pieces().to_vec().unwrap(),
                 expected_pieces(&stream, 256 * 1024)
             );
         }

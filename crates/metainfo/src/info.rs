@@ -23,6 +23,7 @@ use crate::geometry::{
 use crate::hash::InfoHash;
 use crate::path::{check_components, join_checked, sanitize_component};
 use crate::pieces::{PieceHashes, shared_slice};
+use crate::stored::StoredBytes;
 
 /// Largest .torrent (or bare info dictionary) accepted, in bytes.
 pub const MAX_TORRENT_BYTES: usize = 64 << 20;
@@ -108,7 +109,7 @@ impl Info {
         &self.pieces
     }
     /// The SHA-1 of piece `p` (`None` only for an index from another torrent's geometry).
-    pub fn piece_hash(&self, p: PieceIndex) -> Option<&[u8; 20]> {
+    pub fn piece_hash(&self, p: PieceIndex) -> Option<[u8; 20]> {
         self.pieces.get(p.idx())
     }
     /// BEP 27 private flag: no DHT, PEX or local discovery for this torrent.
@@ -143,6 +144,19 @@ impl Info {
     /// clone it to share them without copying.
     pub fn raw_info(&self) -> &Bytes {
         &self.raw
+    }
+
+    /// The info dictionary written to `file` (which should be empty, and normally unlinked so
+    /// that nobody else can change it), and its piece hashes, both served from that file from
+    /// now on: what a torrent holds for its whole life can then live outside memory. The
+    /// `Info` itself keeps its bytes; drop it to free them.
+    pub fn store_in(&self, file: std::fs::File) -> std::io::Result<(StoredBytes, PieceHashes)> {
+        let stored = StoredBytes::to_file(&self.raw, file)?;
+        let hashes = self
+            .pieces
+            .rebased(stored.clone())
+            .ok_or_else(|| std::io::Error::other("piece hashes outside the stored bytes"))?;
+        Ok((stored, hashes))
     }
 
     /// File spans covering the torrent bytes `[offset, offset + len)` (clipped to the total).
@@ -217,9 +231,14 @@ fn parse_pieces(d: &Dict<'_, '_>, whole: &Bytes) -> Result<PieceHashes, Metainfo
             format!("length {} is not a multiple of 20", raw.len()),
         ));
     }
-    // A decoded byte string borrows from the input, so this always finds it.
+    // A decoded byte string borrows from the input, so this always finds it. The hashes
+    // view the whole dictionary from their offset on, so that a copy of the dictionary
+    // elsewhere (`Info::store_in`) holds them at the same place.
     shared_slice(whole, raw)
-        .and_then(PieceHashes::from_bytes)
+        .and_then(|part| {
+            let at = part.as_ptr().addr().checked_sub(whole.as_ptr().addr())?;
+            PieceHashes::within(StoredBytes::from(whole.clone()), at, raw.len() / 20)
+        })
         .ok_or_else(|| MetainfoError::invalid(d.field("pieces"), "not inside the info bytes"))
 }
 

@@ -1,7 +1,8 @@
 //! Everything about a torrent that is not the network: .torrent files (BEP 3/12/27/47) and their
 //! info-hash, creating them, magnet links, piece geometry, and path safety.
 //!
-//! It reads files only to create torrents; it opens no sockets and reads no clock.
+//! It reads files only to create torrents and to keep an info dictionary out of memory
+//! ([`StoredBytes`]); it opens no sockets and reads no clock.
 
 pub mod bitfield;
 pub mod create;
@@ -15,6 +16,7 @@ pub mod info;
 pub mod magnet;
 pub mod path;
 pub mod pieces;
+pub mod stored;
 pub mod torrent;
 
 pub use bitfield::{Bitfield, BitfieldError};
@@ -27,4 +29,5 @@ pub use info::{Info, MAX_FILES, MAX_TORRENT_BYTES};
 pub use magnet::{Magnet, MagnetError};
 pub use path::{PathError, PathProblem};
 pub use pieces::PieceHashes;
+pub use stored::StoredBytes;
 pub use torrent::Metainfo;

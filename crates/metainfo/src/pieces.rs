@@ -1,62 +1,107 @@
 //! The piece hashes of a torrent: 20-byte SHA-1s end to end, as they stand in the info
 //! dictionary's `pieces` string.
 //!
-//! [`PieceHashes`] is a shared view of those bytes (normally into the info dictionary a parsed
-//! torrent keeps), so the parsed [`Info`](crate::Info), storage's layout and the metadata served
-//! to peers can all hold the hashes without copying them.
+//! [`PieceHashes`] is a shared view of those bytes: normally into the info dictionary a parsed
+//! torrent keeps, so the parsed [`Info`](crate::Info), storage's layout and the metadata served
+//! to peers can all hold the hashes without copying them; or into a file holding that
+//! dictionary ([`Info::store_in`](crate::Info::store_in)), so a torrent of any size costs no
+//! memory for them.
 
 use std::fmt;
 
 use bytes::Bytes;
 
+use crate::stored::StoredBytes;
+
 /// The SHA-1 of every piece, in order; cloning shares the bytes.
-#[derive(Clone, Default, PartialEq, Eq)]
-pub struct PieceHashes(Bytes);
+#[derive(Clone, Default)]
+pub struct PieceHashes {
+    /// Where the hashes are: `count` of them from byte `start` on.
+    src: StoredBytes,
+    start: usize,
+    count: usize,
+}
 
 impl PieceHashes {
     /// The hashes in `bytes` (20 per piece), or `None` if its length is not a multiple of 20.
     pub fn from_bytes(bytes: Bytes) -> Option<PieceHashes> {
-        bytes.len().is_multiple_of(20).then_some(PieceHashes(bytes))
+        bytes.len().is_multiple_of(20).then(|| PieceHashes {
+            count: bytes.len() / 20,
+            src: StoredBytes::from(bytes),
+            start: 0,
+        })
+    }
+    /// The `count` hashes at byte `start` of `src`, or `None` if they are not all inside it.
+    pub fn within(src: StoredBytes, start: usize, count: usize) -> Option<PieceHashes> {
+        let end = count.checked_mul(20)?.checked_add(start)?;
+        (end <= src.len()).then_some(PieceHashes { src, start, count })
+    }
+    /// The same hashes at the same place in `src`, a copy of the bytes these are a view of.
+    pub(crate) fn rebased(&self, src: StoredBytes) -> Option<PieceHashes> {
+        PieceHashes::within(src, self.start, self.count)
     }
     /// The number of pieces.
     pub fn len(&self) -> usize {
-        self.0.len() / 20
+        self.count
     }
     /// True if there are no hashes.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.count == 0
     }
-    /// The hash of piece `i`, if there is one.
-    pub fn get(&self, i: usize) -> Option<&[u8; 20]> {
-        let start = i.checked_mul(20)?;
-        let slice = self.0.get(start..start.checked_add(20)?)?;
-        <&[u8; 20]>::try_from(slice).ok()
+    /// True if the hashes are held in memory (not read from a file).
+    pub fn is_in_memory(&self) -> bool {
+        self.src.is_in_memory()
     }
-    /// Every hash, in piece order.
-    pub fn iter(&self) -> impl Iterator<Item = &[u8; 20]> + '_ {
-        self.0
-            .chunks_exact(20)
-            .filter_map(|c| <&[u8; 20]>::try_from(c).ok())
+    /// The hash of piece `i`, if there is one (and, from a file, if it could be read).
+    pub fn get(&self, i: usize) -> Option<[u8; 20]> {
+        if i >= self.count {
+            return None;
+        }
+        let mut h = [0u8; 20];
+        self.src
+            .read_into(self.start.checked_add(i.checked_mul(20)?)?, &mut h)
+            .then_some(h)
     }
-    /// The hashes end to end, 20 bytes per piece.
-    pub fn as_bytes(&self) -> &[u8] {
-        &self.0
+    /// The hashes end to end, 20 bytes per piece, when they are held in memory.
+    pub fn in_memory(&self) -> Option<&[u8]> {
+        self.src
+            .in_memory()?
+            .get(self.start..self.start + self.count * 20)
     }
-    /// A copy of every hash.
-    pub fn to_vec(&self) -> Vec<[u8; 20]> {
-        self.iter().copied().collect()
+    /// A copy of every hash (`None` if one could not be read).
+    pub fn to_vec(&self) -> Option<Vec<[u8; 20]>> {
+        (0..self.count).map(|i| self.get(i)).collect()
     }
 }
 
+impl PartialEq for PieceHashes {
+    /// The same hashes, wherever they are held.
+    fn eq(&self, other: &PieceHashes) -> bool {
+        if self.count != other.count {
+            return false;
+        }
+        match (self.in_memory(), other.in_memory()) {
+            (Some(a), Some(b)) => a == b,
+            _ => (0..self.count).all(|i| self.get(i) == other.get(i)),
+        }
+    }
+}
+
+impl Eq for PieceHashes {}
+
 impl From<Vec<[u8; 20]>> for PieceHashes {
     fn from(hashes: Vec<[u8; 20]>) -> PieceHashes {
-        PieceHashes(Bytes::from(hashes.concat()))
+        PieceHashes::from(&hashes[..])
     }
 }
 
 impl From<&[[u8; 20]]> for PieceHashes {
     fn from(hashes: &[[u8; 20]]) -> PieceHashes {
-        PieceHashes(Bytes::from(hashes.concat()))
+        PieceHashes {
+            count: hashes.len(),
+            src: StoredBytes::from(Bytes::from(hashes.concat())),
+            start: 0,
+        }
     }
 }
 
@@ -88,12 +133,35 @@ mod tests {
         assert_eq!(h.get(2).map(|x| x[19]), Some(59));
         assert_eq!(h.get(3), None);
         assert_eq!(h.get(usize::MAX), None);
-        assert_eq!(h.iter().count(), 3);
-        assert_eq!(h.as_bytes(), &raw[..]);
-        assert_eq!(PieceHashes::from(h.to_vec()), h);
+        assert_eq!(h.in_memory(), Some(&raw[..]));
+        assert_eq!(PieceHashes::from(h.to_vec().unwrap()), h);
         assert!(PieceHashes::from_bytes(Bytes::from_static(&[0; 21])).is_none());
         assert!(PieceHashes::default().is_empty());
         assert_eq!(format!("{h:?}"), "PieceHashes(3 pieces)");
+    }
+
+    #[test]
+    fn hashes_in_a_file_read_as_in_memory() {
+        // Two hashes at byte 7 of 60 stored bytes.
+        let raw: Vec<u8> = (0..60).collect();
+        let file = StoredBytes::to_file(&raw, tempfile::tempfile().unwrap()).unwrap();
+        let h = PieceHashes::within(file, 7, 2).unwrap();
+        assert!(!h.is_in_memory() && h.in_memory().is_none());
+        assert_eq!(h.len(), 2);
+        assert_eq!(h.get(0).map(|x| x[0]), Some(7));
+        assert_eq!(h.get(1).map(|x| x[19]), Some(46));
+        assert_eq!(h.get(2), None);
+        let mem = PieceHashes::from_bytes(Bytes::from(raw[7..47].to_vec())).unwrap();
+        assert_eq!(h, mem);
+        assert_ne!(
+            h,
+            PieceHashes::from_bytes(Bytes::from(raw[8..48].to_vec())).unwrap()
+        );
+        // Not all inside the bytes.
+        let small = StoredBytes::from(Bytes::from(raw.clone()));
+        assert!(PieceHashes::within(small.clone(), 41, 1).is_none());
+        assert!(PieceHashes::within(small.clone(), 40, 1).is_some());
+        assert!(PieceHashes::within(small, usize::MAX, 1).is_none());
     }
 
     #[test]

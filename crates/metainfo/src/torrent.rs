@@ -285,10 +285,19 @@ mod tests {
         // One copy: the info dictionary and the piece hashes are views into the torrent's bytes.
         let whole = m.as_bytes().as_ptr_range();
         let inner = m.info.raw_info().as_ptr_range();
-        let hashes = i.pieces().as_bytes().as_ptr_range();
+        let hashes = i.pieces().in_memory().unwrap().as_ptr_range();
         assert!(whole.start <= inner.start && inner.end <= whole.end);
         assert!(inner.start <= hashes.start && hashes.end <= inner.end);
-        assert_eq!(i.pieces().as_bytes(), &(0..40).collect::<Vec<u8>>()[..]);
+        assert_eq!(
+            i.pieces().in_memory().unwrap(),
+            &(0..40).collect::<Vec<u8>>()[..]
+        );
+        // Stored in a file: the same dictionary and hashes, read from there.
+        let (stored, from_file) = i.store_in(tempfile::tempfile().unwrap()).unwrap();
+        assert!(!stored.is_in_memory() && !from_file.is_in_memory());
+        assert_eq!(stored.read(0, stored.len()).unwrap(), m.info.raw_info());
+        assert_eq!(&from_file, i.pieces());
+        assert_eq!(from_file.get(1).map(|h| h[19]), Some(39));
         // Debug output names the torrent but does not dump its bytes.
         let dbg = format!("{m:?}");
         assert!(dbg.contains("a.bin") && dbg.contains(&m.info_hash.to_hex()));

@@ -109,7 +109,7 @@ proptest! {
         let stream: Vec<u8> = written.iter().flat_map(|(_, b)| b.iter().copied()).collect();
         let want_pieces: Vec<[u8; 20]> =
             stream.chunks(1 << pl_shift).map(|c| Sha1::digest(c).into()).collect();
-        prop_assert_eq!(m.info.pieces().to_vec(), want_pieces);
+        prop_assert_eq!(m.info.pieces().to_vec().unwrap(), want_pieces);
         // Spans of every piece tile exactly the piece, in order.
         let g = m.info.geometry();
         for p in g.pieces() {

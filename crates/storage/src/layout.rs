@@ -172,8 +172,9 @@ impl Layout {
         &self.files
     }
 
-    /// The expected SHA-1 of piece `p`.
-    pub fn piece_hash(&self, p: PieceIndex) -> Option<&[u8; 20]> {
+    /// The expected SHA-1 of piece `p` (`None` for a piece out of range, or a hash held in a
+    /// file that could not be read).
+    pub fn piece_hash(&self, p: PieceIndex) -> Option<[u8; 20]> {
         self.hashes.get(p.idx())
     }
 

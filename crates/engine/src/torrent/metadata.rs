@@ -8,6 +8,7 @@
 //! shell hands over the exact bytes it hashed.
 
 use bytes::Bytes;
+use metainfo::StoredBytes;
 use wire::MetadataMsg;
 use wire::metadata::{MAX_METADATA_SIZE, METADATA_PIECE_LEN, metadata_piece_len};
 
@@ -19,10 +20,13 @@ pub const MAX_METADATA_REQUESTS: usize = 8;
 
 impl Torrent {
     /// Gives the engine the raw bencoded info dictionary (the bytes whose SHA-1 is the
-    /// info-hash), to serve to peers over `ut_metadata` and advertise as `metadata_size`.
-    /// Metadata over 8 MiB (BEP 9's practical limit) or empty is not served. Peers already
-    /// connected get a fresh extension handshake with the size.
-    pub fn set_metadata(&mut self, info: Bytes) {
+    /// info-hash), to serve to peers over `ut_metadata` and advertise as `metadata_size`:
+    /// in memory, or in a file (each request answered is then one positioned read of at most
+    /// 16 KiB, normally from the page cache). Metadata over 8 MiB (BEP 9's practical limit)
+    /// or empty is not served. Peers already connected get a fresh extension handshake with
+    /// the size.
+    pub fn set_metadata(&mut self, info: impl Into<StoredBytes>) {
+        let info = info.into();
         let fits = u32::try_from(info.len()).is_ok_and(|n| n > 0 && n <= MAX_METADATA_SIZE);
         if !fits {
             tracing::warn!(len = info.len(), "metadata too large to serve");
@@ -107,16 +111,13 @@ impl Torrent {
     }
 }
 
-/// Metadata piece `piece` of `info` and the total size, `None` past the end.
-fn metadata_piece(info: &Bytes, piece: u32) -> Option<(u32, Bytes)> {
+/// Metadata piece `piece` of `info` and the total size; `None` past the end (or when a file
+/// holding the metadata could not be read: the peer gets a reject).
+fn metadata_piece(info: &StoredBytes, piece: u32) -> Option<(u32, Bytes)> {
     let total = u32::try_from(info.len()).ok()?;
     let len = metadata_piece_len(total, piece)?;
     let start = usize::try_from(piece.checked_mul(METADATA_PIECE_LEN)?).ok()?;
-    let end = start.checked_add(usize::try_from(len).ok()?)?;
-    if end > info.len() {
-        return None;
-    }
-    Some((total, info.slice(start..end)))
+    Some((total, info.read(start, usize::try_from(len).ok()?)?))
 }
 
 #[cfg(test)]
@@ -140,7 +141,10 @@ mod tests {
     }
 
     /// A torrent and a peer that advertised `ut_metadata` under id 3.
-    fn torrent(metadata: Option<Bytes>, max_invalid: u32) -> (Torrent, PeerKey, Instant) {
+    fn torrent(
+        metadata: Option<impl Into<StoredBytes>>,
+        max_invalid: u32,
+    ) -> (Torrent, PeerKey, Instant) {
         let g = Geometry::new(100_000, 32_768).unwrap();
         let now = Instant::now();
         let config = Config {
@@ -185,7 +189,16 @@ mod tests {
     #[test]
     fn serves_every_piece_and_they_make_the_info_dict() {
         let info = info();
-        let (mut t, k, now) = torrent(Some(info.clone()), 64);
+        let in_file = StoredBytes::to_file(&info, tempfile::tempfile().unwrap()).unwrap();
+        for stored in [StoredBytes::from(info.clone()), in_file] {
+            assert_eq!(served(stored), info);
+        }
+    }
+
+    /// Every metadata piece a peer gets from a torrent serving `stored`, end to end.
+    fn served(stored: StoredBytes) -> Vec<u8> {
+        let len = stored.len();
+        let (mut t, k, now) = torrent(Some(stored), 64);
         let mut whole = Vec::new();
         for piece in 0..4 {
             t.handle_message(k, request(piece), now).unwrap();
@@ -200,16 +213,16 @@ mod tests {
             else {
                 panic!("piece {piece}: {got:?}");
             };
-            assert_eq!((*p, *total_size as usize), (piece, info.len()));
+            assert_eq!((*p, *total_size as usize), (piece, len));
             whole.extend_from_slice(data);
         }
-        assert_eq!(whole, info);
+        whole
     }
 
     #[test]
     fn handshake_carries_the_size() {
         let info = info();
-        let (mut t, k, now) = torrent(None, 64);
+        let (mut t, k, now) = torrent(None::<Bytes>, 64);
         t.take_outgoing(k, now).unwrap();
         t.set_metadata(info.clone());
         let mut buf = t.take_outgoing(k, now).unwrap().unwrap();
@@ -234,7 +247,7 @@ mod tests {
                 MetadataMsg::Reject { piece: 511 }
             ]
         );
-        let (mut t, k, now) = torrent(None, 64);
+        let (mut t, k, now) = torrent(None::<Bytes>, 64);
         t.handle_message(k, request(0), now).unwrap();
         assert_eq!(
             answers(&mut t, k, now),

@@ -29,8 +29,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
-use metainfo::{Bitfield, BlockRef, Geometry, PeerId, PieceIndex};
+use metainfo::{Bitfield, BlockRef, Geometry, PeerId, PieceIndex, StoredBytes};
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use wire::{Message, Reserved};
@@ -233,7 +232,7 @@ pub struct Torrent {
     scratch: Vec<BlockRef>,
     completed_sent: bool,
     /// The raw bencoded info dictionary, served to peers over `ut_metadata` (BEP 9).
-    metadata: Option<Bytes>,
+    metadata: Option<StoredBytes>,
     /// Super-seeding state, when on.
     super_seed: Option<superseed::SuperSeed>,
     /// Piece buffers given back by the shell, reused for new pieces.
