@@ -9,7 +9,7 @@
 #   --runs      runs per figure, median reported (default 3)
 #   --sections  which parts to run (default all):
 #     stream  one seeder -> one leecher, every pairing + the ceiling program (bench/one_stream.sh)
-#     big     our leecher's peak RSS for a 4 GiB torrent (ours -> ours, one run)
+#     big     our leecher's peak RSS for a 4 GiB torrent (libtorrent -> ours, median of RUNS)
 #     create  swarm create vs mktorrent (bench/create.sh)
 #     swarm   1 seeder + 16 leechers with capped uploads (bench/swarm_efficiency.sh)
 #     scale   200 connections, 1,000 torrents (bench/scale.sh)
@@ -54,7 +54,7 @@ echo "command: bench/run.sh --size $SIZE --runs $RUNS --sections \"$SECTIONS\""
 if has stream; then WORK="$WORK/stream" "$HERE/one_stream.sh" "$SIZE" "$RUNS"; fi
 if has big; then
     big="$WORK/big.txt"
-    WORK="$WORK/big" PAIRS="lt-ours" OUT="$big" "$HERE/one_stream.sh" 4096 1
+    WORK="$WORK/big" PAIRS="lt-ours" OUT="$big" "$HERE/one_stream.sh" 4096 "$RUNS"
     sed 's/^/big-/' "$big" >>"$OUT"
 fi
 if has create; then WORK="$WORK/create" "$HERE/create.sh" "$SIZE" "$((RUNS < 5 ? 5 : RUNS))"; fi
