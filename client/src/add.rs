@@ -56,12 +56,15 @@ pub fn resume_path(out_dir: &Path, meta: &Metainfo) -> PathBuf {
 }
 
 /// The info dictionary of `meta` and its piece hashes moved into an unlinked file in
-/// `out_dir` (created if need be); `None`, after a warning, when that fails: they then stay in
-/// memory, which works the same.
+/// `out_dir` (created if need be); `None` when that fails: they then stay in memory, which
+/// works the same. A directory that cannot be made is left for opening the storage to report
+/// (the one error the user sees); any other failure is a warning.
 fn store_info(meta: &Metainfo, out_dir: &Path) -> Option<(StoredBytes, PieceHashes)> {
-    let stored = std::fs::create_dir_all(out_dir)
-        .and_then(|()| storage::unlinked_file_in(out_dir))
-        .and_then(|file| meta.info.store_in(file));
+    if let Err(e) = std::fs::create_dir_all(out_dir) {
+        tracing::debug!(dir = %out_dir.display(), error = %e, "no directory for the info file");
+        return None;
+    }
+    let stored = storage::unlinked_file_in(out_dir).and_then(|file| meta.info.store_in(file));
     match stored {
         Ok(s) => Some(s),
         Err(e) => {
