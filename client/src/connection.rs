@@ -8,6 +8,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use engine::{PeerError, PeerKey, Upload};
@@ -72,7 +73,7 @@ pub enum ConnError {
 }
 
 /// Runs a connection whose handshake is done until either side ends it (`outgoing`: we dialed
-/// `addr`). Returns true if the engine admitted the peer.
+/// `addr`). Returns how long it lasted, or `None` if the engine refused the peer.
 pub async fn run(
     t: Arc<TorrentShared>,
     session: Arc<Session>,
@@ -81,7 +82,7 @@ pub async fn run(
     reserved: Reserved,
     peer_id: PeerId,
     outgoing: bool,
-) -> bool {
+) -> Option<Duration> {
     let added = t.with_engine(|e, now| {
         if outgoing {
             e.add_peer_outgoing(addr, reserved, peer_id, now)
@@ -93,9 +94,10 @@ pub async fn run(
         Ok(k) => k,
         Err(e) => {
             tracing::debug!(peer = %addr, error = %e, "peer refused");
-            return false;
+            return None;
         }
     };
+    let started = Instant::now();
     let notify = Arc::new(Notify::new());
     let cancel = t.cancel.child_token();
     t.conns.lock().insert(
@@ -119,7 +121,7 @@ pub async fn run(
     }
     t.conns.lock().remove(&key);
     t.with_engine(|e, _| e.remove_peer(key));
-    true
+    Some(started.elapsed())
 }
 
 async fn read_loop(

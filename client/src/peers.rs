@@ -15,6 +15,11 @@ pub const MAX_CANDIDATES: usize = 2_000;
 pub const MAX_DIALING: usize = 16;
 /// Failed dials before an address is forgotten.
 const MAX_FAILURES: u32 = 6;
+/// A connection closed sooner than this counts as a failed dial: the peer took the handshake
+/// and then hung up (full, a duplicate of a connection it still holds, not serving this
+/// torrent after all), so it is retried on the failure backoff, not after the full minute an
+/// ended connection waits, and forgotten like an address that never answers.
+pub const USEFUL_CONNECTION: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Clone)]
 struct Candidate {
@@ -68,7 +73,8 @@ impl Candidates {
         out
     }
 
-    /// A dial or a connection to `a` ended; `ok` if it got past the handshake.
+    /// A dial or a connection to `a` ended; `ok` if it got past the handshake and lasted
+    /// [`USEFUL_CONNECTION`].
     pub fn finished(&mut self, a: SocketAddr, ok: bool, now: Instant) {
         let Some(c) = self.map.get_mut(&a) else {
             return;

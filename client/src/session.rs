@@ -338,7 +338,8 @@ impl Session {
         Ok(())
     }
 
-    /// Dials `addr` for torrent `t` and runs the connection; true if it got past the handshake.
+    /// Dials `addr` for torrent `t` and runs the connection; true if it got past the handshake
+    /// and lasted [`crate::peers::USEFUL_CONNECTION`].
     pub async fn dial(self: &Arc<Self>, t: &Arc<TorrentShared>, addr: SocketAddr) -> bool {
         let connect = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
             let mut s = TcpStream::connect(addr).await?;
@@ -363,6 +364,7 @@ impl Session {
             Ok(Ok((stream, reserved, pid))) if pid != self.peer_id => {
                 crate::connection::run(t.clone(), self.clone(), stream, addr, reserved, pid, true)
                     .await
+                    .is_some_and(|lasted| lasted >= crate::peers::USEFUL_CONNECTION)
             }
             Ok(Ok(_)) => {
                 tracing::debug!(peer = %addr, "dialed ourselves");

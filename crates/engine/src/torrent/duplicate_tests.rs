@@ -88,4 +88,24 @@ fn same_direction_duplicates_and_unknown_own_id_are_refused() {
     b.add_peer(addr(1), r, SMALL, now).unwrap();
     assert!(b.add_peer_outgoing(addr(1), r, SMALL, now).is_err());
     assert_eq!(b.peer_addrs().count(), 1);
+    // An incoming duplicate from another address is refused: it cannot take over a peer's
+    // connection by naming its id.
+    assert_eq!(
+        b.add_peer(addr(7), r, SMALL, now),
+        Err(PeerError::Refused("already connected to this peer id"))
+    );
+    assert_eq!(b.peer_addrs().count(), 1);
+}
+
+#[test]
+fn a_peer_that_dials_again_from_its_address_replaces_its_old_connection() {
+    let now = Instant::now();
+    let r = Reserved::default();
+    let mut t = torrent(Some(SMALL));
+    let old = t.add_peer(addr(2), r, LARGE, now).unwrap();
+    let again = SocketAddr::from(([127, 0, 0, 2], 40_000));
+    let new = t.add_peer(again, r, LARGE, now).unwrap();
+    assert!(t.is_connected(new) && !t.is_connected(old));
+    assert_eq!(disconnects(&mut t), vec![old]);
+    assert_eq!(t.peer_addrs().count(), 1);
 }

@@ -385,11 +385,17 @@ impl Torrent {
         if let Some((&old, existing)) = self.peers.iter().find(|(_, p)| p.id == Some(id)) {
             // Two peers that dial each other at once both see two connections. Both keep the
             // one opened by the side with the smaller peer id, so one survives, not zero.
-            let keep_new = existing.outgoing != outgoing
+            let crossed = existing.outgoing != outgoing
                 && self
                     .config
                     .peer_id
                     .is_some_and(|ours| (ours < id) == outgoing);
+            // A peer that dials us again from the same address has given up the connection
+            // it had (closed, or dead on its side and not yet noticed on ours: a magnet
+            // leecher closes its metadata connection and dials again at once). Refusing would
+            // leave it with nothing until its retry; the old connection goes instead.
+            let redial = !existing.outgoing && !outgoing && existing.addr.ip() == addr.ip();
+            let keep_new = crossed || redial;
             if !keep_new {
                 return Err(PeerError::Refused("already connected to this peer id"));
             }
