@@ -98,32 +98,38 @@ pub async fn add(
             }
         })
         .collect();
-    // A download keeps its info dictionary (the piece hashes, 20 bytes a piece, and the
-    // metadata served to magnet peers) in an unlinked file next to its data, not in memory,
-    // so its memory does not grow with the torrent's size. Seeding keeps them in memory: its
-    // directory may not be ours to write to.
-    let (metadata, hashes) = if opts.mode == Mode::ReadWrite {
-        store_info(&meta, &opts.out_dir)
-    } else {
-        None
-    }
-    .unwrap_or_else(|| (info.raw_info().clone().into(), info.pieces().clone()));
-    let layout = Layout::new(u64::from(info.piece_length()), files, hashes)
-        .with_context(|| format!("torrent {name:?}"))?;
-    let geometry = *layout.geometry();
-    // Nothing on disk yet (no file, or only empty ones): there is nothing to check.
-    let fresh = layout.files().iter().all(|f| {
-        f.pad
-            || std::fs::symlink_metadata(opts.out_dir.join(f.path.iter().collect::<PathBuf>()))
-                .map_or(true, |m| m.len() == 0)
-    });
     let out_dir = opts.out_dir.clone();
     let mode = opts.mode;
     let direct_writes = opts.direct_writes;
     let preallocate = opts.preallocate;
     let pool = Some(session.files.clone());
-    let storage = tokio::task::spawn_blocking(move || {
-        Storage::new(
+    let piece_length = u64::from(info.piece_length());
+    let for_disk = meta.clone();
+    // Everything here touches the disk (the info file, the data files' sizes, opening them):
+    // off the async threads.
+    let (metadata, storage, fresh) = tokio::task::spawn_blocking(move || -> Result<_> {
+        let meta = for_disk;
+        let info = &meta.info;
+        let name = info.name();
+        // A download keeps its info dictionary (the piece hashes, 20 bytes a piece, and the
+        // metadata served to magnet peers) in an unlinked file next to its data, not in
+        // memory, so its memory does not grow with the torrent's size. Seeding keeps them in
+        // memory: its directory may not be ours to write to.
+        let (metadata, hashes) = if mode == Mode::ReadWrite {
+            store_info(&meta, &out_dir)
+        } else {
+            None
+        }
+        .unwrap_or_else(|| (info.raw_info().clone().into(), info.pieces().clone()));
+        let layout = Layout::new(piece_length, files, hashes)
+            .with_context(|| format!("torrent {name:?}"))?;
+        // Nothing on disk yet (no file, or only empty ones): there is nothing to check.
+        let fresh = layout.files().iter().all(|f| {
+            f.pad
+                || std::fs::symlink_metadata(out_dir.join(f.path.iter().collect::<PathBuf>()))
+                    .map_or(true, |m| m.len() == 0)
+        });
+        let storage = Storage::new(
             layout,
             &out_dir,
             OpenOptions {
@@ -133,10 +139,12 @@ pub async fn add(
                 preallocate,
             },
         )
+        .with_context(|| format!("opening data for {name:?} in {}", out_dir.display()))?;
+        Ok((metadata, storage, fresh))
     })
     .await
-    .context("storage task")?
-    .with_context(|| format!("opening data for {name:?} in {}", opts.out_dir.display()))?;
+    .context("storage task")??;
+    let geometry = *storage.layout().geometry();
     let storage = Arc::new(storage);
     let resume_file =
         (opts.resume && opts.mode == Mode::ReadWrite).then(|| resume_path(&opts.out_dir, &meta));
