@@ -1,6 +1,6 @@
 //! The DHT node of a process: one UDP socket driving the sans-IO [`dht::Dht`], bootstrap by
-//! name, the routing table saved between runs, and per-torrent lookups that feed dial
-//! candidates and announce us.
+//! name, the routing table saved between runs. What a swarm does with it (lookups that feed
+//! its candidates) lives in `discovery::dht_lookup`.
 //!
 //! One task owns the socket and the state machine; everything else talks to it through a
 //! bounded command channel ([`DhtHandle`]). Peers found by a lookup come back on a bounded
@@ -9,7 +9,6 @@
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dht::{Dht, DhtEvent, LookupId, NodeId, NodeInfo};
@@ -18,8 +17,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::session::Session;
-use crate::torrent::TorrentShared;
+use crate::net::resolve;
 
 /// The bootstrap nodes used when none are given (every resolved address is tried).
 pub const DEFAULT_BOOTSTRAP: [&str; 3] = [
@@ -37,12 +35,6 @@ const MAX_DATAGRAM: usize = 8 * 1024;
 const MAX_SAVED_NODES: usize = 256;
 /// How often the routing table is saved while running.
 const SAVE_INTERVAL: Duration = Duration::from_secs(10 * 60);
-/// Time allowed to resolve one bootstrap name.
-const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Re-announce interval (stored peers expire after 30 minutes).
-const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(15 * 60);
-/// Re-lookup interval while a download is short of peers.
-const SHORT_OF_PEERS_INTERVAL: Duration = Duration::from_secs(60);
 /// First bytes of the saved-table file.
 const STATE_MAGIC: &[u8; 8] = b"swdht01\n";
 
@@ -87,7 +79,6 @@ pub struct DhtHandle {
     /// The UDP address we answer on.
     pub local: SocketAddr,
     bootstrapped: watch::Receiver<bool>,
-    stopped: watch::Receiver<bool>,
 }
 
 impl std::fmt::Debug for Command {
@@ -104,7 +95,13 @@ impl std::fmt::Debug for Command {
 impl DhtHandle {
     /// Binds the socket, loads the saved table and starts the node; bootstrap names are
     /// resolved in the background.
-    pub async fn start(config: DhtConfig, shutdown: CancellationToken) -> std::io::Result<Self> {
+    /// The node's task and its bootstrap run on `tasks` and end with `shutdown` (the table is
+    /// saved last).
+    pub async fn start(
+        config: DhtConfig,
+        shutdown: CancellationToken,
+        tasks: &tokio_util::task::TaskTracker,
+    ) -> std::io::Result<Self> {
         let socket = match UdpSocket::bind(config.bind).await {
             Ok(s) => s,
             Err(e) if config.bind.port() != 0 => {
@@ -149,22 +146,26 @@ impl DhtHandle {
         }
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (boot_tx, boot_rx) = watch::channel(false);
-        let (stop_tx, stop_rx) = watch::channel(false);
         let task = Task {
-            stopped: stop_tx,
             socket,
             node,
             lookups: HashMap::new(),
             bootstrapped: boot_tx,
             state_file: config.state_file,
         };
-        tokio::spawn(task.run(rx, shutdown.clone()));
+        tasks.spawn(task.run(rx, shutdown.clone()));
         let commands = tx.clone();
         let names = config.bootstrap;
-        tokio::spawn(async move {
-            let addrs = resolve_all(&names).await;
+        tasks.spawn(async move {
+            let addrs = tokio::select! {
+                a = resolve_all(&names) => a,
+                _ = shutdown.cancelled() => return,
+            };
             if addrs.is_empty() && !names.is_empty() {
-                tracing::warn!(nodes = ?names, "no DHT bootstrap node could be resolved");
+                // Offline, or no name service: one line for the whole process.
+                tracing::warn!(
+                    "DHT: no bootstrap node could be resolved (offline?); peers come from trackers and peers until one is reached"
+                );
             }
             let _ = commands.send(Command::Bootstrap(addrs)).await;
         });
@@ -173,7 +174,6 @@ impl DhtHandle {
             commands: tx,
             local,
             bootstrapped: boot_rx,
-            stopped: stop_rx,
         })
     }
 
@@ -210,12 +210,6 @@ impl DhtHandle {
         rx.await.unwrap_or(0)
     }
 
-    /// Waits (at most `timeout`) until the node stopped after shutdown and saved its table.
-    pub async fn wait_stopped(&self, timeout: Duration) {
-        let mut rx = self.stopped.clone();
-        let _ = tokio::time::timeout(timeout, rx.wait_for(|b| *b)).await;
-    }
-
     /// Waits until the first bootstrap ended with a non-empty table, or `timeout`.
     pub async fn wait_bootstrapped(&self, timeout: Duration) -> bool {
         let mut rx = self.bootstrapped.clone();
@@ -230,7 +224,6 @@ struct Task {
     node: Dht,
     lookups: HashMap<LookupId, mpsc::Sender<Vec<SocketAddr>>>,
     bootstrapped: watch::Sender<bool>,
-    stopped: watch::Sender<bool>,
     state_file: Option<PathBuf>,
 }
 
@@ -270,7 +263,6 @@ impl Task {
             self.flush().await;
         }
         self.save();
-        self.stopped.send_replace(true);
     }
 
     fn command(&mut self, c: Command) {
@@ -362,26 +354,6 @@ pub async fn resolve_all(names: &[String]) -> Vec<SocketAddr> {
     all
 }
 
-/// Resolves `host:port` names to socket addresses of either family, without duplicates.
-pub async fn resolve(names: &[String]) -> Vec<SocketAddr> {
-    let mut out = Vec::new();
-    for name in names {
-        match tokio::time::timeout(RESOLVE_TIMEOUT, tokio::net::lookup_host(name.as_str())).await {
-            Ok(Ok(addrs)) => {
-                for a in addrs {
-                    let a = SocketAddr::new(a.ip().to_canonical(), a.port());
-                    if !out.contains(&a) {
-                        out.push(a);
-                    }
-                }
-            }
-            Ok(Err(e)) => tracing::debug!(node = %name, error = %e, "cannot resolve"),
-            Err(_) => tracing::debug!(node = %name, "resolving timed out"),
-        }
-    }
-    out
-}
-
 /// A saved routing table: our id and the nodes we knew.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedTable {
@@ -460,44 +432,10 @@ fn save_state(path: &Path, id: NodeId, nodes: &[NodeInfo]) -> std::io::Result<()
     std::fs::rename(&tmp, path)
 }
 
-/// Finds peers for `t` through the DHT and announces us, again every 15 minutes (every minute
-/// while a download has few peers). Ends when the torrent stops.
-pub async fn run_torrent(t: Arc<TorrentShared>, session: Arc<Session>, dht: DhtHandle) {
-    // Lookups before the table has nodes would end at once; give the bootstrap a moment.
-    tokio::select! {
-        _ = t.cancel.cancelled() => return,
-        _ = dht.wait_bootstrapped(Duration::from_secs(15)) => {}
-    }
-    loop {
-        let mut found = 0usize;
-        let mut rx = dht.lookup(t.info_hash, Some(session.port)).await;
-        loop {
-            let batch = tokio::select! {
-                _ = t.cancel.cancelled() => return,
-                b = rx.recv() => b,
-            };
-            let Some(peers) = batch else { break };
-            found += peers.len();
-            t.candidates.lock().add(peers, Instant::now());
-            crate::peers::dial_more(&t, &session);
-        }
-        tracing::debug!(torrent = %t.name, found, "DHT lookup finished");
-        let short = !*t.done.borrow() && t.conns.lock().len() < 5;
-        let wait = if short {
-            SHORT_OF_PEERS_INTERVAL
-        } else {
-            ANNOUNCE_INTERVAL
-        };
-        tokio::select! {
-            _ = t.cancel.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio_util::task::TaskTracker;
 
     #[test]
     fn state_round_trip_and_garbage() {
@@ -530,7 +468,9 @@ mod tests {
             bootstrap: vec![],
             state_file: None,
         };
-        let node = DhtHandle::start(cfg, stop.clone()).await.unwrap();
+        let node = DhtHandle::start(cfg, stop.clone(), &TaskTracker::new())
+            .await
+            .unwrap();
         let sock = UdpSocket::bind("127.0.0.9:0").await.unwrap();
         let mut junk: Vec<Vec<u8>> = vec![
             vec![],
@@ -576,21 +516,30 @@ mod tests {
     #[tokio::test]
     async fn two_nodes_find_an_announced_peer_over_udp() {
         let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
         let cfg = |ip: [u8; 4], boot: Vec<String>| DhtConfig {
             bind: SocketAddr::from((ip, 0)),
             bootstrap: boot,
             state_file: None,
         };
-        let a = DhtHandle::start(cfg([127, 0, 0, 1], vec![]), stop.clone())
+        let a = DhtHandle::start(cfg([127, 0, 0, 1], vec![]), stop.clone(), &tasks)
             .await
             .unwrap();
-        let b = DhtHandle::start(cfg([127, 0, 0, 2], vec![a.local.to_string()]), stop.clone())
-            .await
-            .unwrap();
+        let b = DhtHandle::start(
+            cfg([127, 0, 0, 2], vec![a.local.to_string()]),
+            stop.clone(),
+            &tasks,
+        )
+        .await
+        .unwrap();
         assert!(b.wait_bootstrapped(Duration::from_secs(10)).await);
-        let c = DhtHandle::start(cfg([127, 0, 0, 3], vec![a.local.to_string()]), stop.clone())
-            .await
-            .unwrap();
+        let c = DhtHandle::start(
+            cfg([127, 0, 0, 3], vec![a.local.to_string()]),
+            stop.clone(),
+            &tasks,
+        )
+        .await
+        .unwrap();
         assert!(c.wait_bootstrapped(Duration::from_secs(10)).await);
         let ih = InfoHash([9; 20]);
         // b announces port 4242; its lookup ends once the closest nodes were told.

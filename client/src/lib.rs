@@ -1,34 +1,41 @@
-//! The swarm BitTorrent client: the `swarm` command line (clap), its subcommands, and (later)
-//! the tokio shell that drives the sans-IO protocol crates.
+//! The swarm BitTorrent client: the `swarm` command line and the tokio shell that puts the
+//! sans-IO protocol crates (`engine`, `wire`, `dht`, `storage`, ...) on the network.
 //!
-//! Each subcommand lives in its own module with an `Args` struct and a `run` function; add one
-//! by adding a variant to [`cli::Command`] and an arm to [`run`].
+//! The rooms, each importing only the ones listed after it:
+//! - [`cli`] parses flags, [`settings`] derives what they mean, [`commands`] run them;
+//! - [`session`]: the process's node (listeners, swarms by info-hash, tasks, magnet links);
+//! - [`discovery`]: a swarm's candidates from every source, and its one dialer;
+//! - [`torrent`]: one torrent's engine, timer and events; [`disk`]: its hashing, writing and
+//!   resume data;
+//! - [`peer`]: the one connection loop, over a [`peer::Driver`];
+//! - [`net`]: transports, the handshake, rate limits; [`dht`]: the DHT node; [`progress`]:
+//!   what the user sees.
+//!
+//! A subcommand is a variant of [`cli::Command`], its flags in `cli.rs`, a `run` in
+//! `commands/`, and an arm in [`run`].
 
-pub mod add;
-pub mod announce;
 pub mod cli;
-pub mod connection;
-pub mod create;
+pub mod commands;
 pub mod dht;
-pub mod fetch;
-pub mod hash_queue;
-pub mod info;
-pub mod limit;
-pub mod magnet;
-pub mod options;
-pub mod peers;
+pub mod discovery;
+pub mod disk;
+pub mod net;
+pub mod peer;
 pub mod progress;
-pub mod seed;
 pub mod session;
+pub mod settings;
 pub mod size;
 pub mod torrent;
-pub mod write_behind;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 use crate::cli::{Cli, Command};
+use crate::commands::{create, fetch, info, seed};
+
+/// The User-Agent of our HTTP requests (trackers).
+pub const USER_AGENT: &str = concat!("swarm/", env!("CARGO_PKG_VERSION"));
 
 /// Entry point of the `swarm` binary: parse flags, install logging, run, and turn an error
 /// into one `error: ...` line on stderr and exit code 1.

@@ -92,8 +92,8 @@ impl Ui {
     }
 
     async fn track_loop(&self, t: Arc<TorrentShared>) {
-        let total = t.total_len;
-        let pb = self.bytes_bar(&t.name, total);
+        let total = t.total_len();
+        let pb = self.bytes_bar(t.name(), total);
         if self.bars() {
             pb.set_style(
                 ProgressStyle::with_template(
@@ -113,10 +113,10 @@ impl Ui {
         let mut last_seeding_line: Option<(u64, usize)> = None;
         loop {
             tokio::select! {
-                _ = t.cancel.cancelled() => break,
+                _ = t.stopped().cancelled() => break,
                 _ = tick.tick() => {}
             }
-            let s = t.stats();
+            let s = t.status();
             let now = Instant::now();
             let d = down.update(now, s.downloaded);
             let u = up.update(now, s.uploaded);
@@ -159,7 +159,7 @@ impl Ui {
                 last_plain = now;
                 println!(
                     "{}: {:.1}% {}/{} {}",
-                    t.name,
+                    t.name(),
                     done as f64 * 100.0 / total.max(1) as f64,
                     HumanBytes(done),
                     HumanBytes(total),

@@ -79,6 +79,7 @@ impl DhtNet {
             .enable_all()
             .build()?;
         let stop = CancellationToken::new();
+        let tasks = tokio_util::task::TaskTracker::new();
         let mut nodes: Vec<DhtHandle> = Vec::with_capacity(count);
         for i in 0..count {
             let host = FIRST_NODE_HOST + u8::try_from(i)?;
@@ -92,7 +93,7 @@ impl DhtNet {
                 state_file: None,
             };
             let node = rt
-                .block_on(DhtHandle::start(config, stop.clone()))
+                .block_on(DhtHandle::start(config, stop.clone(), &tasks))
                 .with_context(|| format!("DHT node {i} on {}", ip(block, host)))?;
             nodes.push(node);
         }

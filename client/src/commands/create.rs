@@ -5,44 +5,18 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use metainfo::TorrentBuilder;
 
-use crate::size::{human, parse_piece_size};
-
-/// Flags of `swarm create`.
-#[derive(Debug, Args)]
-pub struct CreateArgs {
-    /// The file or directory to share.
-    pub path: PathBuf,
-    /// Where to write the torrent [default: NAME.torrent in the current directory].
-    #[arg(short, long, value_name = "OUT.torrent")]
-    pub output: Option<PathBuf>,
-    /// Tracker announce URL; repeat for backup trackers (each URL is its own tier, tried in
-    /// order).
-    #[arg(short, long = "tracker", value_name = "URL")]
-    pub trackers: Vec<String>,
-    /// Piece size: a power of two from 16K to 64M, e.g. 256K, 1M or 262144.
-    #[arg(long, value_name = "SIZE", default_value = "256K", value_parser = parse_piece_size)]
-    pub piece_size: u32,
-    /// Mark the torrent private (BEP 27: peers only from its trackers).
-    #[arg(long)]
-    pub private: bool,
-    /// A comment stored in the torrent.
-    #[arg(long, value_name = "TEXT")]
-    pub comment: Option<String>,
-    /// Overwrite the output file if it already exists.
-    #[arg(short, long)]
-    pub force: bool,
-}
+use crate::cli::CreateArgs;
+use crate::size::human;
 
 /// Runs `swarm create`.
 pub fn run(args: CreateArgs) -> anyhow::Result<()> {
     let mut builder = TorrentBuilder::new(&args.path)
         .piece_length(args.piece_size)
         .private(args.private)
-        .created_by(concat!("swarm ", env!("CARGO_PKG_VERSION")))
+        .created_by(metainfo::CLIENT_VERSION)
         .trackers(args.trackers.iter().map(|t| vec![t.clone()]).collect());
     if let Some(c) = &args.comment {
         builder = builder.comment(c.clone());

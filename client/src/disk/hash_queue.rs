@@ -1,10 +1,9 @@
 //! Complete pieces waiting a moment to be hashed together: SHA-1 of several pieces at once
-//! (`sha1-lanes`) costs less per piece than one at a time -- 16 at once on AVX-512 a third to
-//! a half (4.7-7.5 GB/s against 1.9-2.2 for one stream on the two machines measured), two
-//! interleaved on SHA-NI 0.6x on an AMD EPYC (0.9x on an Intel Xeon) -- so pieces that complete
+//! (`sha1-lanes`) costs less per piece than one at a time (16 at once on AVX-512, two
+//! interleaved on SHA-NI; the rates measured are in BENCHMARKS.md), so pieces that complete
 //! within a few milliseconds of each other share one disk job.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use engine::PieceData;
 use metainfo::PieceIndex;
@@ -28,6 +27,8 @@ pub fn batch_size() -> usize {
 pub struct HashQueue {
     batch: usize,
     waiting: Vec<(PieceIndex, PieceData)>,
+    /// When the first piece waiting was queued.
+    since: Option<Instant>,
 }
 
 impl HashQueue {
@@ -37,21 +38,30 @@ impl HashQueue {
         HashQueue {
             batch,
             waiting: Vec::with_capacity(batch),
+            since: None,
         }
     }
 
-    /// Queues a piece; returns the batch once it is full.
+    /// Queues a piece at `now`; returns the batch once it is full.
     pub fn push(
         &mut self,
         piece: PieceIndex,
         data: PieceData,
+        now: Instant,
     ) -> Option<Vec<(PieceIndex, PieceData)>> {
+        self.since.get_or_insert(now);
         self.waiting.push((piece, data));
         (self.waiting.len() >= self.batch).then(|| self.take())
     }
 
+    /// When the pieces waiting must go, full batch or not: [`MAX_WAIT`] after the first.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.since.map(|t| t + MAX_WAIT)
+    }
+
     /// Every piece waiting.
     pub fn take(&mut self) -> Vec<(PieceIndex, PieceData)> {
+        self.since = None;
         std::mem::replace(&mut self.waiting, Vec::with_capacity(self.batch))
     }
 }
@@ -110,15 +120,19 @@ mod tests {
         let g = metainfo::Geometry::new(10 * 16384, 16384).unwrap();
         let piece = |i| g.piece(i).unwrap();
         let data = || PieceData::from(vec![0u8; 16384]);
+        let t0 = Instant::now();
         let mut q = HashQueue::new(3);
-        assert!(q.push(piece(0), data()).is_none());
-        assert!(q.push(piece(1), data()).is_none());
-        let batch = q.push(piece(2), data()).unwrap();
+        assert_eq!(q.deadline(), None);
+        assert!(q.push(piece(0), data(), t0).is_none());
+        assert!(q.push(piece(1), data(), t0 + MAX_WAIT).is_none());
+        assert_eq!(q.deadline(), Some(t0 + MAX_WAIT), "set by the first piece");
+        let batch = q.push(piece(2), data(), t0).unwrap();
+        assert_eq!(q.deadline(), None);
         assert_eq!(
             batch.iter().map(|(p, _)| p.get()).collect::<Vec<_>>(),
             [0, 1, 2]
         );
-        assert!(q.push(piece(3), data()).is_none());
+        assert!(q.push(piece(3), data(), t0).is_none());
         assert_eq!(q.take().len(), 1);
         assert!(q.take().is_empty());
     }

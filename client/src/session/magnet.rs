@@ -16,7 +16,6 @@ use bytes::{Bytes, BytesMut};
 use metainfo::{InfoHash, Magnet, Metainfo};
 use sha1::{Digest, Sha1};
 use tokio::io::AsyncReadExt;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -24,8 +23,11 @@ use tracker_proto::{AnnounceRequest, Event};
 use wire::metadata::{MAX_METADATA_SIZE, metadata_piece_count, metadata_piece_len};
 use wire::{Decoder, ExtendedHandshake, Message, MetadataMsg};
 
+use super::Session;
+use super::add::Added;
+use crate::net::{handshake, transport};
 use crate::progress::Ui;
-use crate::session::Session;
+use crate::settings::AddOptions;
 
 /// The id we ask peers to send `ut_metadata` messages under.
 const OUR_UT_METADATA: u8 = 2;
@@ -51,53 +53,44 @@ pub fn saved_torrent_path(out_dir: &Path, ih: &InfoHash) -> PathBuf {
         .join(format!("{}.torrent", ih.to_hex()))
 }
 
-/// A magnet link made concrete: its torrent, and the peers met while looking for it.
-#[derive(Debug)]
-pub struct Resolved {
-    /// The torrent (info dictionary from peers, trackers from the link).
-    pub meta: Metainfo,
-    /// Every peer address learned (the link's `x.pe`, trackers, DHT), the one that sent the
-    /// metadata first: the download dials them.
-    pub peers: Vec<SocketAddr>,
-}
-
-/// The metainfo for `magnet`: from an earlier run's saved .torrent, else fetched from peers
-/// (and then saved). Fails after a minute without any peer, or on `shutdown`.
+/// Resolves `magnet` and starts its download as `opts` says: from an earlier run's saved
+/// .torrent, else with the metadata fetched from peers (and then saved). Fails after a
+/// minute without any peer, or at shutdown.
 pub async fn resolve(
     session: &Arc<Session>,
     magnet: &Magnet,
-    out_dir: &Path,
+    opts: AddOptions,
     ui: &Ui,
-    shutdown: &CancellationToken,
-) -> Result<Resolved> {
-    let saved = saved_torrent_path(out_dir, &magnet.info_hash);
+) -> Result<Added> {
+    let saved = saved_torrent_path(&opts.out_dir, &magnet.info_hash);
     if let Ok(bytes) = std::fs::read(&saved) {
         match Metainfo::from_shared(bytes.into()) {
             Ok(meta) if meta.info_hash == magnet.info_hash => {
-                let peers = crate::dht::resolve(&magnet.peers).await;
-                return Ok(Resolved { meta, peers });
+                let peers = crate::net::resolve(&magnet.peers).await;
+                let a = session.add(meta, opts, ui).await?;
+                a.discovery.add(peers);
+                return Ok(a);
             }
             _ => tracing::warn!(file = %saved.display(), "ignoring a bad saved .torrent"),
         }
     }
-    let (info, peers) = fetch_info(session, magnet, ui, shutdown).await?;
+    let shutdown = session.shutdown.clone();
+    let (info, peers) = fetch_info(session, magnet, ui, &shutdown).await?;
     let meta = build_torrent(&info, &magnet.trackers)?;
     if meta.info_hash != magnet.info_hash {
         bail!("metadata does not match the magnet's info-hash");
     }
-    if let Some(dir) = saved.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("{}", dir.display()))?;
-    }
-    let tmp = saved.with_extension("tmp");
-    std::fs::write(&tmp, meta.as_bytes()).with_context(|| format!("{}", tmp.display()))?;
-    std::fs::rename(&tmp, &saved).with_context(|| format!("{}", saved.display()))?;
+    storage::write_atomic(&saved, meta.as_bytes())
+        .with_context(|| format!("{}", saved.display()))?;
     ui.println(format!(
         "metadata: {} ({} bytes) saved to {}",
         meta.info.name(),
         info.len(),
         saved.display()
     ));
-    Ok(Resolved { meta, peers })
+    let a = session.add(meta, opts, ui).await?;
+    a.discovery.add(peers);
+    Ok(a)
 }
 
 /// A .torrent holding `info` (raw, already verified) and the magnet's trackers, one per tier.
@@ -136,7 +129,7 @@ async fn fetch_info(
     let _stop_guard = stop.clone().drop_guard();
     let (found_tx, mut found_rx) = mpsc::channel::<Vec<SocketAddr>>(64);
     // Sources: the link's own peers, its trackers, the DHT. Each sends batches of addresses.
-    let direct = crate::dht::resolve(&magnet.peers).await;
+    let direct = crate::net::resolve(&magnet.peers).await;
     if !direct.is_empty() {
         let _ = found_tx.send(direct).await;
     }
@@ -149,7 +142,7 @@ async fn fetch_info(
             stop.clone(),
         ));
     }
-    if let Some(dht) = session.dht.clone() {
+    if let Some(dht) = session.dht().cloned() {
         let tx = found_tx.clone();
         let stop = stop.clone();
         tokio::spawn(async move {
@@ -207,7 +200,7 @@ async fn fetch_info(
                 Some(addrs) => {
                     for a in addrs {
                         let a = SocketAddr::new(a.ip().to_canonical(), a.port());
-                        if a.port() == 0 || session.is_own_addr(a) || known.len() >= MAX_PEERS {
+                        if a.port() == 0 || session.own_addrs().contains(a) || known.len() >= MAX_PEERS {
                             continue;
                         }
                         if known.insert(a) {
@@ -262,7 +255,7 @@ async fn announce_loop(
     found: mpsc::Sender<Vec<SocketAddr>>,
     stop: CancellationToken,
 ) {
-    let http = crate::announce::http_client();
+    let http = crate::discovery::announce::http_client();
     let req = AnnounceRequest {
         info_hash: ih,
         peer_id: session.peer_id,
@@ -281,7 +274,7 @@ async fn announce_loop(
     };
     loop {
         for url in &trackers {
-            match crate::announce::announce_once(&http, url, &req).await {
+            match crate::discovery::announce::announce_once(&http, url, &req).await {
                 Ok(r) => {
                     if found.send(r.peers).await.is_err() {
                         return;
@@ -304,23 +297,15 @@ async fn metadata_from_peer(
     addr: SocketAddr,
     ih: InfoHash,
 ) -> Result<Vec<u8>> {
-    let mut stream = TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let ours = wire::Handshake {
-        reserved: session.reserved(),
-        info_hash: ih,
-        peer_id: session.peer_id,
-    };
-    let (reserved, pid) = crate::connection::handshake_out(&mut stream, &ours).await?;
-    if pid == session.peer_id {
-        bail!("connected to ourselves");
-    }
+    let stream = transport::connect_tcp(addr).await?;
+    let peer = handshake::outgoing(stream, addr, ih, session.ours()).await?;
+    let (reserved, mut stream) = (peer.reserved, peer.stream);
     if !reserved.extension_protocol() {
         bail!("peer does not speak the extension protocol");
     }
     let hs = ExtendedHandshake {
         m: vec![("ut_metadata".into(), OUR_UT_METADATA)],
-        v: Some(concat!("swarm ", env!("CARGO_PKG_VERSION")).into()),
+        v: Some(metainfo::CLIENT_VERSION.into()),
         p: Some(session.port),
         ..ExtendedHandshake::default()
     };

@@ -1,13 +1,8 @@
-//! Peer addresses we may dial: learned from trackers, retried with backoff, bounded.
+//! Peer addresses we may dial, from every source, retried with backoff, bounded.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
-
-use crate::session::Session;
-use crate::torrent::TorrentShared;
 
 /// Most addresses remembered per torrent; past it new ones are dropped.
 pub const MAX_CANDIDATES: usize = 2_000;
@@ -35,7 +30,7 @@ pub struct Candidates {
 }
 
 impl Candidates {
-    /// Adds addresses (from a tracker); known ones keep their state.
+    /// Adds addresses; known ones keep their state.
     pub fn add(&mut self, addrs: impl IntoIterator<Item = SocketAddr>, now: Instant) {
         for a in addrs {
             let a = SocketAddr::new(a.ip().to_canonical(), a.port());
@@ -93,6 +88,15 @@ impl Candidates {
         }
     }
 
+    /// When the next address not in flight is due for a dial.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.map
+            .values()
+            .filter(|c| !c.connected)
+            .map(|c| c.next_try)
+            .min()
+    }
+
     /// Addresses known.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -101,44 +105,6 @@ impl Candidates {
     /// True when no address is known.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()
-    }
-}
-
-/// Starts dials until the torrent has enough peers (or runs out of addresses).
-pub fn dial_more(t: &Arc<TorrentShared>, session: &Arc<Session>) {
-    let connected = t.conns.lock().len();
-    let dialing = t.dialing.load(Ordering::Relaxed);
-    let want = session
-        .config
-        .max_outgoing
-        .saturating_sub(connected + dialing);
-    let want = want.min(MAX_DIALING.saturating_sub(dialing));
-    if want == 0 {
-        return;
-    }
-    let (seed, connected_addrs): (bool, Vec<_>) = {
-        let e = t.engine.lock();
-        (e.is_complete(), e.peer_addrs().collect())
-    };
-    let now = Instant::now();
-    // Banned addresses are refused by the engine after the handshake.
-    let addrs = t.candidates.lock().take_due(want, now, |a| {
-        connected_addrs.contains(&a) || session.is_own_addr(a)
-    });
-    if addrs.is_empty() {
-        if connected < 5 && !seed {
-            t.announce_now.notify_one();
-        }
-        return;
-    }
-    for a in addrs {
-        t.dialing.fetch_add(1, Ordering::Relaxed);
-        let t = t.clone();
-        let s = session.clone();
-        tokio::spawn(async move {
-            let ok = s.dial(&t, a).await;
-            t.candidates.lock().finished(a, ok, Instant::now());
-        });
     }
 }
 
@@ -164,6 +130,7 @@ mod tests {
         assert!(c.take_due(10, t0, |_| false).is_empty(), "in flight");
         c.finished(a, false, t0);
         assert!(c.take_due(10, t0, |_| false).is_empty(), "backing off");
+        assert_eq!(c.next_due(), Some(t0 + Duration::from_secs(30)));
         assert_eq!(
             c.take_due(10, t0 + Duration::from_secs(31), |_| false),
             vec![a]

@@ -1,24 +1,15 @@
 //! `swarm info`: print what a .torrent file contains.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
 use anyhow::Context;
-use clap::Args;
 use metainfo::Metainfo;
 
+use crate::cli::InfoArgs;
 use crate::size::human;
 
 /// Largest .torrent file read (the parser's own cap).
 const MAX_TORRENT_FILE: u64 = metainfo::MAX_TORRENT_BYTES as u64;
-
-/// Flags of `swarm info`.
-#[derive(Debug, Args)]
-pub struct InfoArgs {
-    /// The .torrent file to show.
-    #[arg(value_name = "FILE.torrent")]
-    pub torrent: PathBuf,
-}
 
 /// Runs `swarm info`.
 pub fn run(args: InfoArgs) -> anyhow::Result<()> {

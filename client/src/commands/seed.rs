@@ -6,58 +6,14 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::{Context, Result, bail};
-use clap::Args;
 use metainfo::{Metainfo, TorrentBuilder};
-use storage::Mode;
 use tokio_util::sync::CancellationToken;
 
-use crate::add::{AddOptions, add};
-use crate::options::NetArgs;
+use super::{STOP_GRACE, any_change};
+use crate::cli::SeedArgs;
 use crate::progress::Ui;
 use crate::session::Session;
-use crate::size::parse_piece_size;
-
-/// Port of the embedded tracker unless `--tracker-port` says otherwise.
-pub const DEFAULT_TRACKER_PORT: u16 = 6969;
-
-/// `swarm seed PATH... [--tracker URL]... [--piece-size SIZE] [--torrent OUT] [--data PATH]`
-#[derive(Debug, Args)]
-pub struct SeedArgs {
-    /// Files or directories to seed (each becomes its own torrent), or a .torrent with --data.
-    #[arg(required = true, value_name = "PATH")]
-    pub paths: Vec<PathBuf>,
-    /// Tracker announce URL to put in new torrents (repeatable). Without one, a tracker runs in
-    /// this process.
-    #[arg(long = "tracker", value_name = "URL")]
-    pub trackers: Vec<String>,
-    /// Piece size for new torrents (power of two, at least 16K).
-    #[arg(long, value_name = "SIZE", default_value = "256K", value_parser = parse_piece_size)]
-    pub piece_size: u32,
-    /// Where to write the new .torrent (default: PATH.torrent beside PATH); one PATH only.
-    #[arg(long, value_name = "OUT")]
-    pub torrent: Option<PathBuf>,
-    /// The data of an existing .torrent given as PATH: the file (single-file torrent) or the
-    /// top directory (multi-file). It is verified before seeding.
-    #[arg(long, value_name = "PATH")]
-    pub data: Option<PathBuf>,
-    /// No tracker at all: peers find this torrent through the DHT (and its magnet link).
-    #[arg(long, conflicts_with = "trackers")]
-    pub no_tracker: bool,
-    /// Port of the embedded tracker.
-    #[arg(long, value_name = "PORT", default_value_t = DEFAULT_TRACKER_PORT)]
-    pub tracker_port: u16,
-    /// Host name or address other machines reach this one by, for the embedded tracker's URL
-    /// (default: this machine's outward-facing address).
-    #[arg(long, value_name = "HOST")]
-    pub announce_host: Option<String>,
-    /// Reveal every piece to every peer at once, as an ordinary seed does, instead of
-    /// super-seeding (BEP 16: each peer is shown a few pieces at a time, so that each piece
-    /// goes out about once and the leechers trade the rest among themselves).
-    #[arg(long)]
-    pub no_super_seed: bool,
-    #[command(flatten)]
-    pub net: NetArgs,
-}
+use crate::settings::{AddOptions, Settings};
 
 /// Runs `swarm seed` until `shutdown`.
 pub async fn run(args: SeedArgs, shutdown: CancellationToken) -> Result<ExitCode> {
@@ -68,17 +24,15 @@ pub async fn run(args: SeedArgs, shutdown: CancellationToken) -> Result<ExitCode
     if args.data.is_some() && args.paths.len() != 1 {
         bail!("--data needs exactly one PATH (the .torrent)");
     }
-    let mut config = args.net.session_config();
-    config.engine.super_seed = !args.no_super_seed;
-    let session = Session::start(config, shutdown.clone()).await?;
+    let session = Session::start(Settings::for_seed(&args), shutdown.clone()).await?;
 
     let mut trackers = args.trackers.clone();
     let needs_tracker = trackers.is_empty() && args.data.is_none() && !args.no_tracker;
-    if args.no_tracker && session.dht.is_none() {
+    if args.no_tracker && session.dht().is_none() {
         ui.println("warning: no tracker and no DHT; peers can only reach this seed directly");
     }
     if needs_tracker {
-        let url = start_embedded_tracker(&args, &shutdown).await?;
+        let url = start_embedded_tracker(&args, &session, &shutdown).await?;
         ui.println(format!("tracker: {url} (embedded)"));
         trackers.push(url);
     }
@@ -92,43 +46,36 @@ pub async fn run(args: SeedArgs, shutdown: CancellationToken) -> Result<ExitCode
         };
         let magnet = meta.magnet().to_string();
         let ih = meta.info_hash;
-        let a = add(&session, meta, opts, &ui).await?;
+        let a = session.add(meta, opts, &ui).await?;
         ui.println(format!(
             "seeding {}\n  info-hash: {ih}\n  magnet:    {magnet}",
-            a.shared.name
+            a.torrent.name()
         ));
         added.push(a);
     }
     ui.println(format!(
         "listening on port {}; Ctrl-C to stop",
-        session.port
+        session.port()
     ));
-    if let Some(d) = &session.dht {
+    if let Some(d) = session.dht() {
         ui.println(format!("dht: node on udp {}", d.local));
     }
     let mut displays = Vec::new();
     for a in &added {
-        displays.push(ui.track(a.shared.clone()));
+        displays.push(ui.track(a.torrent.clone()));
     }
-    // Seed until told to stop, or until a torrent fails.
-    let failed = loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => break None,
-            _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
-        }
-        if let Some(e) = added.iter().find_map(|a| a.shared.error.lock().clone()) {
-            break Some(e);
-        }
-    };
-    shutdown.cancel();
-    crate::fetch::finish(&added).await;
-    if let Some(d) = &session.dht {
-        d.wait_stopped(std::time::Duration::from_secs(5)).await;
+    // Seed until told to stop, or until a torrent fails (a failure stops its torrent).
+    let stopped: Vec<CancellationToken> =
+        added.iter().map(|a| a.torrent.stopped().clone()).collect();
+    any_change(&mut [], &stopped).await;
+    let failed = added.iter().find_map(|a| a.torrent.error());
+    if !session.stop(STOP_GRACE).await {
+        tracing::warn!("shutdown took too long; some trackers were not told we stopped");
     }
     for d in displays {
         let _ = d.await;
     }
-    let up: u64 = added.iter().map(|a| a.shared.stats().uploaded).sum();
+    let up: u64 = added.iter().map(|a| a.torrent.status().uploaded).sum();
     ui.println(format!("stopped; uploaded {}", indicatif::HumanBytes(up)));
     match failed {
         Some(e) => bail!(e),
@@ -136,7 +83,11 @@ pub async fn run(args: SeedArgs, shutdown: CancellationToken) -> Result<ExitCode
     }
 }
 
-async fn start_embedded_tracker(args: &SeedArgs, shutdown: &CancellationToken) -> Result<String> {
+async fn start_embedded_tracker(
+    args: &SeedArgs,
+    session: &Session,
+    shutdown: &CancellationToken,
+) -> Result<String> {
     let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, args.tracker_port));
     let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| {
         format!(
@@ -145,7 +96,7 @@ async fn start_embedded_tracker(args: &SeedArgs, shutdown: &CancellationToken) -
     })?;
     let port = listener.local_addr()?.port();
     let stop = shutdown.clone();
-    tokio::spawn(async move {
+    session.spawn(async move {
         let cfg = tracker::Config::default();
         if let Err(e) = tracker::run(vec![listener], cfg, stop.cancelled_owned()).await {
             tracing::error!(error = %e, "embedded tracker stopped");
@@ -189,7 +140,7 @@ async fn create_torrent(
     let builder = TorrentBuilder::new(abs.clone())
         .piece_length(piece)
         .trackers(vec![trackers.to_vec()])
-        .created_by(concat!("swarm ", env!("CARGO_PKG_VERSION")));
+        .created_by(metainfo::CLIENT_VERSION);
     let total = builder
         .scan()
         .with_context(|| format!("cannot share {}", path.display()))?
@@ -212,22 +163,11 @@ async fn create_torrent(
     std::fs::write(&out, meta.as_bytes()).with_context(|| format!("writing {}", out.display()))?;
     ui.println(format!("wrote {}", out.display()));
     let out_dir = parent_dir(&abs);
-    Ok((
-        meta,
-        AddOptions {
-            out_dir,
-            rename_root: None,
-            mode: Mode::ReadOnly,
-            trusted_complete: true,
-            resume: false,
-            direct_writes: false,
-            preallocate: false,
-        },
-    ))
+    Ok((meta, AddOptions::seeding(out_dir, None, true)))
 }
 
 fn existing_torrent(torrent: &Path, data: &Path) -> Result<(Metainfo, AddOptions)> {
-    let meta = crate::fetch::load_torrent(torrent)?;
+    let meta = super::fetch::load_torrent(torrent)?;
     let abs = std::path::absolute(data).with_context(|| format!("{}", data.display()))?;
     if !abs.exists() {
         bail!("{}: no such file or directory", data.display());
@@ -237,18 +177,7 @@ fn existing_torrent(torrent: &Path, data: &Path) -> Result<(Metainfo, AddOptions
         .map(|n| n.to_string_lossy().into_owned())
         .context("--data names no file")?;
     let out_dir = parent_dir(&abs);
-    Ok((
-        meta,
-        AddOptions {
-            out_dir,
-            rename_root: Some(root),
-            mode: Mode::ReadOnly,
-            trusted_complete: false,
-            resume: false,
-            direct_writes: false,
-            preallocate: false,
-        },
-    ))
+    Ok((meta, AddOptions::seeding(out_dir, Some(root), false)))
 }
 
 /// The directory holding `abs` (an absolute path): the torrent's paths are relative to it.

@@ -2,9 +2,8 @@
 //! group of consecutive pieces (1 MiB) goes to the disk as one vectored write.
 //!
 //! Why: a direct write of 256 KiB is one request to the device, and on a virtual disk each
-//! request costs an exit to the hypervisor and an interrupt: writing 1 GiB as 1 MiB requests
-//! instead of 256 KiB ones took a third of the CPU here (`dd oflag=direct`: 0.12 vs 0.31-0.41 s
-//! of system time). The picker's extent affinity makes a download from few peers arrive in runs
+//! request costs an exit to the hypervisor and an interrupt: 1 MiB requests cost a fraction of
+//! the CPU of 256 KiB ones (`dd oflag=direct` figures in BENCHMARKS.md). The picker's extent affinity makes a download from few peers arrive in runs
 //! of consecutive pieces, so a group usually completes within milliseconds.
 //!
 //! Rules, all in [`WriteBehind::add`]: pieces are grouped by `index / group`; a piece is held
@@ -12,7 +11,7 @@
 //! downloaded or verified). The group is written as soon as all of it is held, or as soon as one
 //! of its pieces is not coming (we have it, nobody is fetching it, or it failed its check).
 //! Holding is bounded in count (`cap` pieces: the oldest piece's group is written when it is
-//! exceeded) and in time ([`WriteBehind::expired`], driven by a timer). A held piece is not yet
+//! exceeded) and in time ([`WriteBehind::expired`], at [`WriteBehind::deadline`]). A held piece is not yet
 //! ours: the engine learns of it only once it is written, so nothing is announced or served from
 //! a piece still in memory, and a crash loses at most the held pieces, which no resume data
 //! claims.
@@ -73,6 +72,16 @@ impl WriteBehind {
     /// Pieces held now.
     pub fn held(&self) -> usize {
         self.held.len()
+    }
+
+    /// When the oldest held piece has waited `max_age`: the next call to
+    /// [`expired`](Self::expired) worth making.
+    pub fn deadline(&self, max_age: Duration) -> Option<Instant> {
+        self.held
+            .values()
+            .map(|(_, at)| *at)
+            .min()
+            .map(|t| t + max_age)
     }
 
     /// Takes verified piece `p`; returns the runs to write now (possibly including `p`).
@@ -227,11 +236,13 @@ mod tests {
         assert_eq!(shape(&w.add(28, piece(28), later, |_| true)), vec![(0, 2)]);
         assert_eq!(w.held(), 7);
         // Time: nothing yet, then every group with a piece held too long.
+        assert_eq!(w.deadline(MAX_HOLD), Some(later + MAX_HOLD));
         assert!(w.expired(later, MAX_HOLD).is_empty());
         let runs = w.expired(later + MAX_HOLD, MAX_HOLD);
         assert_eq!(runs.len(), 7);
         assert!(runs.iter().all(|r| r.pieces.len() == 1));
         assert_eq!(w.held(), 0);
+        assert_eq!(w.deadline(MAX_HOLD), None);
         assert!(w.drain().is_empty());
     }
 }

@@ -6,6 +6,25 @@ use tokio::time::Instant;
 
 use parking_lot::Mutex;
 
+/// The process-wide caps every connection pays into (`--upload-limit`, `--download-limit`).
+#[derive(Debug)]
+pub struct Limits {
+    /// Payload and messages we send.
+    pub upload: Limiter,
+    /// Bytes we receive.
+    pub download: Limiter,
+}
+
+impl Limits {
+    /// Caps of `upload` and `download` bytes per second (`None`: unlimited).
+    pub fn new(upload: Option<u64>, download: Option<u64>) -> Self {
+        Limits {
+            upload: Limiter::new(upload),
+            download: Limiter::new(download),
+        }
+    }
+}
+
 /// Bytes per second with a short burst; `None` rate means unlimited.
 #[derive(Debug)]
 pub struct Limiter {

@@ -1,58 +1,42 @@
 //! Adding a torrent to a running session: open its storage, find out what is already on disk
-//! (resume data, else a full check), build its engine and start its tasks.
+//! (resume data, else a full check), build its engine, and start its tasks and its swarm.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
 use metainfo::{Bitfield, Metainfo, PieceHashes, StoredBytes};
-use parking_lot::Mutex;
 use storage::{FileSpec, Layout, Mode, OpenOptions, ResumeData, Storage};
-use tokio::sync::{Semaphore, watch};
-use tokio::task::JoinHandle;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
-use crate::hash_queue::HashQueue;
+use super::Session;
+use crate::discovery::{Discovery, Inbox};
+use crate::disk::{DiskConfig, hash_queue};
+use crate::peer::Driver;
 use crate::progress::Ui;
-use crate::session::Session;
-use crate::torrent::TorrentShared;
-use crate::write_behind::WriteBehind;
+use crate::settings::AddOptions;
+use crate::torrent::{Parts, TorrentShared};
 
-/// Where a torrent's data is and how far to trust it.
+/// A started torrent and its swarm.
 #[derive(Debug, Clone)]
-pub struct AddOptions {
-    /// The directory the torrent's paths are relative to.
-    pub out_dir: PathBuf,
-    /// Use this name instead of the torrent's for the file (single-file) or top directory.
-    pub rename_root: Option<String>,
-    /// Read-only (seeding existing data) or read-write (downloading).
-    pub mode: Mode,
-    /// We just hashed these files ourselves: every piece is present.
-    pub trusted_complete: bool,
-    /// Keep resume data under `out_dir/.swarm/`.
-    pub resume: bool,
-    /// Write verified pieces around the page cache where the storage allows it
-    /// ([`storage::OpenOptions::direct_writes`]).
-    pub direct_writes: bool,
-    /// Reserve the files' blocks when creating them ([`storage::OpenOptions::preallocate`]).
-    pub preallocate: bool,
-}
-
-/// A started torrent and the tasks to await at shutdown.
-#[derive(Debug)]
 pub struct Added {
     /// The torrent.
-    pub shared: Arc<TorrentShared>,
-    /// Its background tasks.
-    pub tasks: Vec<JoinHandle<()>>,
+    pub torrent: Arc<TorrentShared>,
+    /// Where its peers come from.
+    pub discovery: Discovery,
 }
 
-/// The resume file of a torrent under `out_dir`.
-pub fn resume_path(out_dir: &Path, meta: &Metainfo) -> PathBuf {
-    out_dir
-        .join(".swarm")
-        .join(format!("{}.resume", meta.info_hash.to_hex()))
+/// A swarm that runs before its torrent exists (a magnet link's): the torrent joins it.
+#[derive(Debug)]
+pub(crate) struct Swarm {
+    /// Stops the swarm and, later, the torrent.
+    pub cancel: CancellationToken,
+    /// Its discovery, running.
+    pub discovery: Discovery,
+    /// What answers for it; the torrent replaces the metadata fetch.
+    pub driver: watch::Sender<Arc<dyn Driver>>,
 }
 
 /// The info dictionary of `meta` and its piece hashes moved into an unlinked file in
@@ -74,16 +58,133 @@ fn store_info(meta: &Metainfo, out_dir: &Path) -> Option<(StoredBytes, PieceHash
     }
 }
 
-/// Opens storage, checks existing data, and starts the torrent's engine, timers and announcer.
-pub async fn add(
-    session: &Arc<Session>,
-    meta: Metainfo,
-    opts: AddOptions,
-    ui: &Ui,
-) -> Result<Added> {
-    let info = &meta.info;
-    let name = info.name().to_owned();
-    let files: Vec<FileSpec> = info
+impl Session {
+    /// Opens storage, checks existing data, and starts the torrent: its engine, disk task,
+    /// timer, and swarm (discovery, trackers, DHT).
+    pub async fn add(self: &Arc<Self>, meta: Metainfo, opts: AddOptions, ui: &Ui) -> Result<Added> {
+        self.add_to(meta, opts, ui, None).await
+    }
+
+    /// [`add`](Self::add), joining `swarm` when the swarm already runs (a magnet link's).
+    pub(crate) async fn add_to(
+        self: &Arc<Self>,
+        meta: Metainfo,
+        opts: AddOptions,
+        ui: &Ui,
+        swarm: Option<Swarm>,
+    ) -> Result<Added> {
+        let name = meta.info.name().to_owned();
+        let (metadata, storage, fresh) = open_storage(&meta, &opts, self.files.clone()).await?;
+        let geometry = *storage.layout().geometry();
+        let storage = Arc::new(storage);
+        let resume_file = (opts.resume && opts.mode == Mode::ReadWrite)
+            .then(|| crate::disk::resume::path(&opts.out_dir, &meta));
+        let have = if opts.trusted_complete {
+            Bitfield::full(geometry.piece_count())
+        } else if fresh {
+            Bitfield::new(geometry.piece_count())
+        } else {
+            check_existing(&storage, &meta, resume_file.as_deref(), ui, &name).await?
+        };
+        let info = &meta.info;
+        let config = self.settings.engine_for(
+            info.is_private(),
+            self.port,
+            self.dht.as_ref().map(|d| d.local.port()),
+            self.peer_id,
+        );
+        let mut engine = engine::Torrent::new(
+            geometry,
+            have.clone(),
+            config,
+            rand::random(),
+            Instant::now(),
+        );
+        // Peers fetching this torrent from a magnet link get the info dictionary from us (BEP 9).
+        // Shared with the layout's piece hashes: the info dictionary is held once.
+        engine.set_metadata(metadata);
+        let data_path = match info.files().first() {
+            Some(f) if !info.is_multi_file() => opts
+                .out_dir
+                .join(opts.rename_root.as_deref().unwrap_or(&f.path[0])),
+            _ => opts
+                .out_dir
+                .join(opts.rename_root.as_deref().unwrap_or(info.name())),
+        };
+        let (cancel, discovery, joining) = match swarm {
+            Some(s) => (s.cancel, s.discovery, Joining::Running(s.driver)),
+            None => {
+                let (d, inbox) = Discovery::new();
+                let j = Joining::New(d.clone(), inbox);
+                (self.shutdown.child_token(), d, j)
+            }
+        };
+        let torrent = TorrentShared::start(
+            Parts {
+                name,
+                info_hash: meta.info_hash,
+                data_path,
+                engine,
+                storage: storage.clone(),
+                disk: DiskConfig {
+                    storage,
+                    have,
+                    resume: resume_file,
+                    info_hash: meta.info_hash,
+                    hash_batch: hash_queue::batch_size(),
+                    max_jobs: std::thread::available_parallelism().map_or(2, |n| n.get()),
+                },
+                peers_found: discovery.sink(),
+                dht: self.dht.clone(),
+                cancel: cancel.clone(),
+            },
+            &self.tasks,
+        );
+        let driver: Arc<dyn Driver> = torrent.clone();
+        self.register(meta.info_hash, driver.clone());
+        let tx = match joining {
+            Joining::Running(tx) => {
+                // The metadata fetch's connections move over as they notice.
+                tx.send_replace(driver);
+                tx
+            }
+            Joining::New(d, inbox) => {
+                let (tx, rx) = watch::channel(driver);
+                let private = info.is_private();
+                self.start_swarm(
+                    meta.info_hash,
+                    (d, inbox),
+                    meta.trackers(),
+                    private,
+                    rx,
+                    &cancel,
+                );
+                tx
+            }
+        };
+        self.keep_until(tx, cancel);
+        Ok(Added { torrent, discovery })
+    }
+}
+
+/// How a torrent joins its swarm.
+enum Joining {
+    /// The swarm runs already (a magnet link's); the torrent becomes its driver.
+    Running(watch::Sender<Arc<dyn Driver>>),
+    /// A new swarm, started once the torrent exists.
+    New(Discovery, Inbox),
+}
+
+/// Everything here touches the disk (the info file, the data files' sizes, opening them), so
+/// it runs off the async threads: the info dictionary to serve, the storage, and whether
+/// nothing is on disk yet (nothing to check).
+async fn open_storage(
+    meta: &Metainfo,
+    opts: &AddOptions,
+    pool: storage::HandlePool,
+) -> Result<(StoredBytes, Storage, bool)> {
+    let files: Vec<FileSpec> = meta
+        .info
         .files()
         .iter()
         .map(|f| {
@@ -102,13 +203,9 @@ pub async fn add(
     let mode = opts.mode;
     let direct_writes = opts.direct_writes;
     let preallocate = opts.preallocate;
-    let pool = Some(session.files.clone());
-    let piece_length = u64::from(info.piece_length());
-    let for_disk = meta.clone();
-    // Everything here touches the disk (the info file, the data files' sizes, opening them):
-    // off the async threads.
-    let (metadata, storage, fresh) = tokio::task::spawn_blocking(move || -> Result<_> {
-        let meta = for_disk;
+    let piece_length = u64::from(meta.info.piece_length());
+    let meta = meta.clone();
+    tokio::task::spawn_blocking(move || -> Result<_> {
         let info = &meta.info;
         let name = info.name();
         // A download keeps its info dictionary (the piece hashes, 20 bytes a piece, and the
@@ -134,7 +231,7 @@ pub async fn add(
             &out_dir,
             OpenOptions {
                 mode,
-                pool,
+                pool: Some(pool),
                 direct_writes,
                 preallocate,
             },
@@ -143,99 +240,7 @@ pub async fn add(
         Ok((metadata, storage, fresh))
     })
     .await
-    .context("storage task")??;
-    let geometry = *storage.layout().geometry();
-    let storage = Arc::new(storage);
-    let resume_file =
-        (opts.resume && opts.mode == Mode::ReadWrite).then(|| resume_path(&opts.out_dir, &meta));
-
-    let have = if opts.trusted_complete {
-        Bitfield::full(geometry.piece_count())
-    } else if fresh {
-        Bitfield::new(geometry.piece_count())
-    } else {
-        check_existing(&storage, &meta, resume_file.as_deref(), ui, &name).await?
-    };
-    let left = {
-        let mut left = 0u64;
-        for p in geometry.pieces() {
-            if !have.has(p) {
-                left += u64::from(geometry.piece_len(p));
-            }
-        }
-        left
-    };
-    let mut config = session.config.engine.clone();
-    config.private = info.is_private();
-    config.dht_port = session.dht.as_ref().map(|d| d.local.port());
-    let mut engine = engine::Torrent::new(geometry, have, config, rand::random(), Instant::now());
-    // Peers fetching this torrent from a magnet link get the info dictionary from us (BEP 9).
-    // Shared with the layout's piece hashes: the info dictionary is held once.
-    engine.set_metadata(metadata);
-    let data_path = match info.files().first() {
-        Some(f) if !info.is_multi_file() => opts
-            .out_dir
-            .join(opts.rename_root.as_deref().unwrap_or(&f.path[0])),
-        _ => opts
-            .out_dir
-            .join(opts.rename_root.as_deref().unwrap_or(info.name())),
-    };
-    let complete = left == 0;
-    let (done, _) = watch::channel(complete);
-    let shared = Arc::new(TorrentShared {
-        name: name.clone(),
-        info_hash: meta.info_hash,
-        total_len: geometry.total_len(),
-        engine: Mutex::new(engine),
-        storage,
-        conns: Mutex::new(Default::default()),
-        candidates: Mutex::new(Default::default()),
-        dialing: AtomicUsize::new(0),
-        disk: Arc::new(Semaphore::new(
-            std::thread::available_parallelism().map_or(2, |n| n.get()),
-        )),
-        write_lock: Arc::default(),
-        write_behind: Mutex::new(WriteBehind::new(
-            geometry.nominal_piece_len(),
-            geometry.piece_count(),
-        )),
-        expiry_armed: AtomicBool::new(false),
-        hash_queue: Mutex::new(HashQueue::new(crate::hash_queue::batch_size())),
-        hash_armed: AtomicBool::new(false),
-        done,
-        error: Mutex::new(None),
-        cancel: session.shutdown.child_token(),
-        announce_now: Default::default(),
-        tracker_status: Mutex::new(String::from("tracker: not yet contacted")),
-        tracker_ok: AtomicBool::new(false),
-        resume_path: resume_file,
-        resume_dirty: AtomicBool::new(false),
-        data_path,
-        started: Instant::now(),
-        left_at_start: left,
-        dht: session.dht.clone(),
-    });
-    if shared.resume_path.is_some() && !complete {
-        shared.resume_dirty.store(true, Ordering::Relaxed);
-    }
-    session.insert(shared.clone());
-    let mut tasks = vec![
-        tokio::spawn(shared.clone().run_timers(session.clone())),
-        tokio::spawn(crate::announce::run(
-            shared.clone(),
-            session.clone(),
-            meta.trackers(),
-        )),
-    ];
-    // BEP 27: a private torrent's peers come from its trackers only.
-    if let (Some(dht), false) = (&session.dht, info.is_private()) {
-        tasks.push(tokio::spawn(crate::dht::run_torrent(
-            shared.clone(),
-            session.clone(),
-            dht.clone(),
-        )));
-    }
-    Ok(Added { shared, tasks })
+    .context("storage task")?
 }
 
 /// Finds which pieces are already on disk: from resume data when its file stamps still match,

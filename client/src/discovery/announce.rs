@@ -1,15 +1,18 @@
-//! Talking to HTTP trackers: started / periodic / completed / stopped announces over the
-//! torrent's tiers (BEP 12), with backoff on failure and an early announce when short of peers.
+//! Talking to HTTP trackers: started / periodic / completed / stopped announces over a
+//! swarm's tiers (BEP 12), with backoff on failure and an early announce when short of peers.
+//! The peers they return go to the swarm's discovery.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use metainfo::{InfoHash, PeerId};
 use rand::seq::SliceRandom;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 use tracker_proto::{AnnounceRequest, AnnounceResponse, Event, ParamBytes};
 
-use crate::session::Session;
-use crate::torrent::TorrentShared;
+use super::Discovery;
+use crate::peer::Driver;
 
 /// Most bytes read from a tracker response.
 const MAX_RESPONSE: usize = 2 << 20;
@@ -43,7 +46,7 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("swarm/", env!("CARGO_PKG_VERSION")))
+        .user_agent(crate::USER_AGENT)
         .build()
         .unwrap_or_default()
 }
@@ -96,8 +99,26 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     s
 }
 
-/// The announce loop of one torrent; ends with a `stopped` announce when the torrent stops.
-pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Vec<String>>) {
+/// Who we are to trackers.
+#[derive(Debug, Clone, Copy)]
+pub struct Identity {
+    /// The swarm.
+    pub info_hash: InfoHash,
+    /// Our peer id.
+    pub peer_id: PeerId,
+    /// The port peers reach us on.
+    pub port: u16,
+}
+
+/// The announce loop of one swarm; ends with a `stopped` announce when `cancel` fires. Its
+/// transfer counters and completion come from the swarm's current driver.
+pub async fn run(
+    mut tiers: Vec<Vec<String>>,
+    me: Identity,
+    mut driver: watch::Receiver<Arc<dyn Driver>>,
+    discovery: Discovery,
+    cancel: CancellationToken,
+) {
     tiers.retain(|tier| !tier.is_empty());
     if tiers.is_empty() {
         return;
@@ -110,7 +131,7 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
     }
     let http = http_client();
     let key = ParamBytes::new(format!("{:08x}", rand::random::<u32>()).as_bytes());
-    let mut done_rx = t.done.subscribe();
+    let mut done_rx = driver.borrow().done();
     let mut event = Event::Started;
     let mut next = Instant::now();
     let mut last: Option<Instant> = None;
@@ -120,9 +141,9 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
     loop {
         let sleep = tokio::time::sleep(next.saturating_duration_since(Instant::now()));
         tokio::select! {
-            _ = t.cancel.cancelled() => break,
+            _ = cancel.cancelled() => break,
             _ = sleep => {}
-            _ = t.announce_now.notified() => {
+            _ = discovery.announce_now.notified() => {
                 // Early announce: only past the minimum interval, and never inside a backoff.
                 if failures > 0 {
                     continue;
@@ -133,6 +154,13 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
                         continue;
                     }
             }
+            changed = driver.changed() => {
+                // The metadata arrived: the torrent now answers for the swarm.
+                if changed.is_err() { break; }
+                done_rx = driver.borrow().done();
+                was_done = *done_rx.borrow();
+                continue;
+            }
             changed = done_rx.changed() => {
                 if changed.is_err() { break; }
                 let now_done = *done_rx.borrow();
@@ -142,16 +170,12 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
                 was_done = now_done;
             }
         }
-        let req = request(&t, &session, event, key);
+        let req = request(&me, &**driver.borrow(), event, key);
         match announce_tiers(&http, &mut tiers, &req).await {
             Ok(resp) => {
                 failures = 0;
-                t.tracker_ok.store(true, Ordering::Relaxed);
                 let n = resp.peers.len();
-                t.candidates
-                    .lock()
-                    .add(resp.peers.iter().copied(), Instant::now());
-                crate::peers::dial_more(&t, &session);
+                discovery.add(resp.peers.clone());
                 let interval = resp
                     .interval
                     .map_or(DEFAULT_INTERVAL, u64::from)
@@ -161,27 +185,27 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
                         .map_or(DEFAULT_MIN_INTERVAL, u64::from)
                         .clamp(10, interval),
                 );
-                let mut status = format!(
+                let mut line = format!(
                     "tracker ok: {} peers, {} seeds, {} leechers",
                     n,
                     resp.complete.unwrap_or(0),
                     resp.incomplete.unwrap_or(0)
                 );
                 if let Some(w) = &resp.warning {
-                    status.push_str(&format!(" (warning: {w})"));
-                    tracing::warn!(torrent = %t.name, warning = %w, "tracker warning");
+                    line.push_str(&format!(" (warning: {w})"));
+                    tracing::warn!(info_hash = %me.info_hash, warning = %w, "tracker warning");
                 }
-                tracing::debug!(torrent = %t.name, peers = n, interval, "announced");
-                *t.tracker_status.lock() = status;
+                tracing::debug!(info_hash = %me.info_hash, peers = n, interval, "announced");
+                *discovery.tracker.lock() = super::TrackerStatus { ok: true, line };
                 event = Event::None;
                 next = Instant::now() + Duration::from_secs(interval);
             }
             Err(e) => {
                 failures += 1;
                 let backoff = Duration::from_secs((15u64 << failures.min(7)).min(1800));
-                tracing::warn!(torrent = %t.name, error = %e, retry_in = backoff.as_secs(), "announce failed");
-                *t.tracker_status.lock() =
-                    format!("tracker error: {e} (retry in {}s)", backoff.as_secs());
+                tracing::warn!(error = %e, retry_in = backoff.as_secs(), "announce failed");
+                let mut st = discovery.tracker.lock();
+                st.line = format!("tracker error: {e} (retry in {}s)", backoff.as_secs());
                 next = Instant::now() + backoff;
             }
         }
@@ -191,27 +215,28 @@ pub async fn run(t: Arc<TorrentShared>, session: Arc<Session>, mut tiers: Vec<Ve
         // Completed just before the stop (the loop saw the cancel first), or its announce failed:
         // tell the tracker before leaving, so its download count stays exact.
         let unreported = (*done_rx.borrow() && !was_done) || event == Event::Completed;
+        let d = driver.borrow().clone();
         if unreported {
-            let req = request(&t, &session, Event::Completed, key);
+            let req = request(&me, &*d, Event::Completed, key);
             let _ =
                 tokio::time::timeout(STOP_TIMEOUT, announce_tiers(&http, &mut tiers, &req)).await;
         }
-        let req = request(&t, &session, Event::Stopped, key);
+        let req = request(&me, &*d, Event::Stopped, key);
         let _ = tokio::time::timeout(STOP_TIMEOUT, announce_tiers(&http, &mut tiers, &req)).await;
     }
 }
 
 fn request(
-    t: &TorrentShared,
-    session: &Session,
+    me: &Identity,
+    driver: &dyn Driver,
     event: Event,
     key: Option<ParamBytes>,
 ) -> AnnounceRequest {
-    let st = t.stats();
+    let st = driver.transfer();
     AnnounceRequest {
-        info_hash: t.info_hash,
-        peer_id: session.peer_id,
-        port: session.port.max(1),
+        info_hash: me.info_hash,
+        peer_id: me.peer_id,
+        port: me.port.max(1),
         uploaded: st.uploaded,
         downloaded: st.downloaded,
         left: st.left,
