@@ -16,7 +16,10 @@
 //!    [`Storage::verify_piece`]; serve peers with [`Storage::read`].
 //! 4. On shutdown (and now and then): [`Storage::flush`], then save
 //!    `ResumeData { have, files: storage.stamps(), .. }` with [`ResumeData::save_atomic`].
+//!
+//! [`write_atomic`] replaces any small file that way (old or new after a crash, never a mix).
 
+mod atomic_file;
 mod error;
 mod layout;
 mod path;
@@ -27,6 +30,7 @@ mod stamp;
 mod storage;
 mod verify;
 
+pub use atomic_file::write_atomic;
 pub use error::{Op, Result, StorageError};
 pub use layout::{FileSpec, Layout, LayoutError, Span};
 pub use pool::{DEFAULT_MAX_OPEN_FILES, HandlePool};

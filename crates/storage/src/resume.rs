@@ -15,14 +15,14 @@
 //! Loading is strict: any mismatch with the torrent, a wrong size, a bad checksum or stray bits
 //! is an error, and the caller falls back to a full verify.
 
-use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::fs::File;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use metainfo::{Bitfield, BitfieldError, InfoHash};
 use sha1::{Digest, Sha1};
 
+use crate::atomic_file::write_atomic;
 use crate::error::Op;
 use crate::layout::Layout;
 use crate::stamp::FileStamp;
@@ -203,39 +203,10 @@ impl ResumeData {
         })
     }
 
-    /// Writes the resume data to `path` atomically: a temporary file in the same directory,
-    /// fsync, rename over `path`, fsync of the directory. A crash leaves the old or the new file.
-    pub fn save_atomic(&self, path: &Path) -> Result<(), ResumeError> {
-        static SEQ: AtomicU64 = AtomicU64::new(0);
-        let io = |op, p: &Path| {
-            let p = p.to_path_buf();
-            move |err| ResumeError::Io { op, path: p, err }
-        };
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let name = path.file_name().unwrap_or_default().to_string_lossy();
-        let seq = SEQ.fetch_add(1, Ordering::Relaxed);
-        let tmp = dir.join(format!(".{name}.{}.{seq}.tmp", std::process::id()));
-        let written = (|| {
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)
-                .map_err(io(Op::Open, &tmp))?;
-            f.write_all(&self.encode()).map_err(io(Op::Write, &tmp))?;
-            f.sync_all().map_err(io(Op::Sync, &tmp))?;
-            fs::rename(&tmp, path).map_err(io(Op::Rename, path))
-        })();
-        if written.is_err() {
-            // Best effort: the error that matters is the one returned.
-            let _ = fs::remove_file(&tmp);
-            return written;
-        }
-        File::open(dir)
-            .and_then(|d| d.sync_all())
-            .map_err(io(Op::Sync, dir))
+    /// Writes the resume data to `path` with [`write_atomic`]: a crash leaves the old file or the
+    /// new one.
+    pub fn save_atomic(&self, path: &Path) -> crate::Result<()> {
+        write_atomic(path, &self.encode())
     }
 
     /// Reads and strictly checks resume data saved for torrent `info_hash` laid out as `layout`.
@@ -266,6 +237,7 @@ mod tests {
     use super::*;
     use crate::layout::FileSpec;
     use proptest::prelude::*;
+    use std::fs;
 
     fn layout(files: usize, pieces: u32) -> Layout {
         let specs = (0..files)
