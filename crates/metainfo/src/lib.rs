@@ -31,3 +31,6 @@ pub use path::{PathError, PathProblem};
 pub use pieces::PieceHashes;
 pub use stored::StoredBytes;
 pub use torrent::Metainfo;
+
+/// This program's name and version ("swarm 0.1.0"), wherever it names itself to others.
+pub const CLIENT_VERSION: &str = concat!("swarm ", env!("CARGO_PKG_VERSION"));
