@@ -66,10 +66,11 @@ impl Kernel {
 ///
 /// That path costs the same for one message as for 16, while pairs on SHA-NI (or one message
 /// after another elsewhere) cost in proportion to the messages; where the break-even lies
-/// depends on the core: 9 measured on an AMD EPYC (Zen 4 runs each 512-bit operation as two
-/// halves, and its SHA unit is quick), about 5 from the rates measured on an Intel Xeon. So it
-/// is measured once per process, in well under a millisecond: the fastest of a few runs of
-/// each path over 16 KiB per message.
+/// depends on the core (Zen 4, for one, runs each 512-bit operation as two halves, and its SHA
+/// unit is quick), so no constant serves every CPU. It is measured once per process, the
+/// fastest of five runs of each path over 16 KiB per message (about 1.4 MiB hashed, once).
+/// This and `storage`'s timing of its direct writes are the only clock reads in `crates/`
+/// (ARCHITECTURE.md, invariant 1): they measure the machine, not protocol time.
 /// Either answer gives the same digests; only the speed depends on it.
 pub fn avx512_from() -> Option<usize> {
     static FROM: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();

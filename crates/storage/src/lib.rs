@@ -2,9 +2,10 @@
 //! them with positioned I/O from many threads, verifies them against their SHA-1 hashes, and
 //! saves and checks resume data.
 //!
-//! File I/O is its job, and only that: it opens no sockets, reads no clock and runs no async
-//! runtime; the client calls it from a blocking thread pool. It never writes outside the output
-//! directory (see the `path` module for how). Unix only (`pread`/`pwrite`, `O_NOFOLLOW`).
+//! File I/O is its job, and only that: it opens no sockets and runs no async runtime; the
+//! client calls it from a blocking thread pool. It reads the clock only to time its own direct
+//! writes (is this device slow at them?), never for protocol time. It never writes outside the
+//! output directory (see the `path` module for how). Unix only (`pread`/`pwrite`, `O_NOFOLLOW`).
 //!
 //! The life of a torrent's data:
 //! 1. [`Storage::open`] (or [`Storage::new`] with a [`Layout`]) creates and sizes the files;

@@ -6,13 +6,13 @@
 //!
 //! With [`OpenOptions::direct_writes`], the aligned part of every write goes around the page
 //! cache (`O_DIRECT`): a download is written once, by the device, instead of being copied into
-//! the page cache first (on this project's test machine that copy was a quarter of a leecher's
-//! CPU). Unaligned heads and tails (file boundaries inside a piece, a short last piece) are
-//! written through the page cache as before. Direct writes turn themselves off for the storage,
-//! and nothing is lost, when the file system refuses `O_DIRECT`, or when the device proves slow
-//! at them (a spinning disk seeking for every piece of a rarest-first download, which the page
-//! cache would have sorted into order; the `rotational` flag cannot tell, as virtual disks claim
-//! to spin).
+//! the page cache first (a copy of every byte downloaded, a large share of a leecher's CPU;
+//! see BENCHMARKS.md). Unaligned heads and tails (file boundaries inside a piece, a short last
+//! piece) are written through the page cache as before. Direct writes turn themselves off for
+//! the storage, and nothing is lost, when the file system refuses `O_DIRECT`, or when the device
+//! proves slow at them (a spinning disk seeking for every piece of a rarest-first download,
+//! which the page cache would have sorted into order; the `rotational` flag cannot tell, as
+//! virtual disks claim to spin).
 
 use std::fs::{self, File};
 use std::io;
@@ -73,6 +73,10 @@ const DIRECT_SLOW_MAX: u32 = DIRECT_WINDOW / 2;
 /// Whether a direct write of `bytes` that took `took` was slow: longer than 4 ms plus the time
 /// at 256 MB/s. A solid-state or virtual disk writes 256 KiB in well under a millisecond; a
 /// spinning disk spends 5-15 ms seeking to each piece of a rarest-first download.
+///
+/// The callers time the write itself with the clock: with `sha1-lanes`' calibration, the only
+/// clock reads in `crates/` (ARCHITECTURE.md, invariant 1). It measures the device, not protocol
+/// time: no deadline depends on it, only whether later writes go around the page cache.
 fn slow_write(bytes: usize, took: Duration) -> bool {
     let allowance = Duration::from_millis(4) + Duration::from_nanos(bytes as u64 * 4);
     took > allowance
