@@ -257,12 +257,12 @@ impl Task {
                 _ = tokio::time::sleep(deadline) => self.node.handle_timeout(Instant::now()),
                 _ = tokio::time::sleep_until(next_save) => {
                     next_save = tokio::time::Instant::now() + SAVE_INTERVAL;
-                    self.save();
+                    self.save().await;
                 }
             }
             self.flush().await;
         }
-        self.save();
+        self.save().await;
     }
 
     fn command(&mut self, c: Command) {
@@ -327,8 +327,9 @@ impl Task {
         self.lookups.retain(|_, tx| !tx.is_closed());
     }
 
-    fn save(&self) {
-        let Some(path) = &self.state_file else {
+    /// Saves the routing table, off the async threads (the write is fsynced).
+    async fn save(&self) {
+        let Some(path) = self.state_file.clone() else {
             return;
         };
         let mut nodes = self.node.nodes(Instant::now());
@@ -336,7 +337,12 @@ impl Task {
             return;
         }
         nodes.truncate(MAX_SAVED_NODES);
-        if let Err(e) = save_state(path, self.node.id(), &nodes) {
+        let id = self.node.id();
+        let r = tokio::task::spawn_blocking(move || {
+            save_state(&path, id, &nodes).map_err(|e| (path, e.to_string()))
+        })
+        .await;
+        if let Ok(Err((path, e))) = r {
             tracing::warn!(file = %path.display(), error = %e, "could not save the DHT table");
         }
     }
@@ -422,14 +428,9 @@ fn load_state(path: &Path) -> Result<SavedTable, StateError> {
     parse_state(&std::fs::read(path)?)
 }
 
-/// Writes the table atomically (temporary file, then rename).
-fn save_state(path: &Path, id: NodeId, nodes: &[NodeInfo]) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, encode_state(id, nodes))?;
-    std::fs::rename(&tmp, path)
+/// Writes the table atomically (`storage::write_atomic`).
+fn save_state(path: &Path, id: NodeId, nodes: &[NodeInfo]) -> storage::Result<()> {
+    storage::write_atomic(path, &encode_state(id, nodes))
 }
 
 #[cfg(test)]

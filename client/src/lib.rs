@@ -76,9 +76,8 @@ where
         .max_blocking_threads((4 * cores).max(8));
     // One thread for the network and the engines (as libtorrent has one network thread): what
     // is heavy -- hashing, disk reads and writes -- runs on the blocking pool, and a second
-    // async worker only added wake-ups. Measured on a 1 GiB download from one peer: a fifth
-    // fewer context switches, ~4% less CPU and 1 MiB less peak RSS, same speed. tokio's own
-    // TOKIO_WORKER_THREADS still sets another number.
+    // async worker only added wake-ups (fewer context switches, less CPU and memory at the same
+    // speed: BENCHMARKS.md). tokio's own TOKIO_WORKER_THREADS still sets another number.
     if std::env::var_os("TOKIO_WORKER_THREADS").is_none() {
         rt.worker_threads(1);
     }
