@@ -278,17 +278,20 @@ impl Dht {
     }
 
     /// The next datagram to send.
+    #[must_use = "a datagram taken must be sent"]
     pub fn poll_transmit(&mut self) -> Option<(SocketAddr, Vec<u8>)> {
         self.transmits.pop_front()
     }
 
     /// When [`Dht::handle_timeout`] should next be called.
+    #[must_use = "handle_timeout must run by this instant"]
     pub fn poll_timeout(&self) -> Option<Instant> {
         let tx = self.txs.values().map(|t| t.deadline).min();
         Some(tx.map_or(self.next_maintenance, |t| t.min(self.next_maintenance)))
     }
 
     /// The next event.
+    #[must_use = "an event taken must be acted on"]
     pub fn poll_event(&mut self) -> Option<DhtEvent> {
         self.events.pop_front()
     }

@@ -1,6 +1,6 @@
 //! Which peers we upload to: tit-for-tat with an optimistic unchoke and anti-snubbing.
 //!
-//! The rules (the project's spec, close to BEP 3 and libtorrent):
+//! The rules (close to BEP 3 and to libtorrent's defaults):
 //!
 //! - Every [`ChokerConfig::interval`] (10 s) a *regular round* gives the
 //!   [`ChokerConfig::regular_slots`] (4) regular slots to the interested, non-snubbed peers that
@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-/// Tunables of the [`Choker`]; [`Default`] gives the spec's values.
+/// Tunables of the [`Choker`]; [`Default`] gives the values named in the module docs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChokerConfig {
     /// Peers unchoked for their rate each round (4).
@@ -120,6 +120,9 @@ pub struct Choker<K> {
     last_now: Instant,
     /// An optimistic slot was vacated outside `handle_timeout` and a candidate exists.
     refill_pending: bool,
+    /// No later than the earliest snub deadline: lowered whenever a snub clock starts,
+    /// recomputed exactly by `handle_timeout` (so `poll_timeout` needs no pass over the peers).
+    next_snub: Option<Instant>,
     queue: VecDeque<K>,
 }
 
@@ -134,6 +137,7 @@ impl<K: Copy + Eq + Hash + Ord + Debug> Choker<K> {
             seeding: false,
             last_now: now,
             refill_pending: false,
+            next_snub: None,
             queue: VecDeque::new(),
         }
     }
@@ -192,8 +196,9 @@ impl<K: Copy + Eq + Hash + Ord + Debug> Choker<K> {
         }
         p.we_interested = interested;
         p.last_activity = now;
-        if p.snubbed {
-            p.snubbed = false;
+        let unsnubbed = std::mem::replace(&mut p.snubbed, false);
+        self.note_snub_clock(k);
+        if unsnubbed {
             self.fill_regular();
         }
     }
@@ -209,6 +214,8 @@ impl<K: Copy + Eq + Hash + Ord + Debug> Choker<K> {
         if p.snubbed {
             p.snubbed = false;
             tracing::debug!(peer = ?k, "peer no longer snubbed");
+            // A snub clock starts again; any other one only moved later.
+            self.note_snub_clock(k);
             self.fill_regular();
         }
     }
@@ -264,22 +271,24 @@ impl<K: Copy + Eq + Hash + Ord + Debug> Choker<K> {
         self.refill_pending = false;
     }
 
-    /// When [`Choker::handle_timeout`] must next run. Ask again after every input: a vacated
-    /// optimistic slot makes this the latest `now` seen, i.e. due at once.
+    /// When [`Choker::handle_timeout`] must next run: the next regular round, optimistic
+    /// rotation or snub, whichever comes first. Never later than that deadline, possibly earlier
+    /// (a run that finds nothing due changes nothing); O(1). Ask again after every input: a
+    /// vacated optimistic slot makes this the latest `now` seen, i.e. due at once.
+    #[must_use = "the choker must run by this instant"]
     pub fn poll_timeout(&self) -> Instant {
         let mut due = self.next_regular.min(self.next_optimistic);
         if self.refill_pending {
             due = due.min(self.last_now);
         }
-        for p in self.peers.values() {
-            if p.we_interested && !p.snubbed {
-                due = due.min(p.last_activity + self.config.snub_timeout);
-            }
+        if let Some(snub) = self.next_snub {
+            due = due.min(snub);
         }
         due
     }
 
     /// The next CHOKE/UNCHOKE to send, if any; call until `None` after each input.
+    #[must_use = "a decision not sent leaves the peer's choke state wrong"]
     pub fn poll_decision(&mut self) -> Option<(K, Decision)> {
         while let Some(k) = self.queue.pop_front() {
             let Some(p) = self.peers.get_mut(&k) else {
@@ -327,6 +336,27 @@ impl<K: Copy + Eq + Hash + Ord + Debug> Choker<K> {
 
     fn touch(&mut self, now: Instant) {
         self.last_now = self.last_now.max(now);
+    }
+
+    /// When `p` is snubbed if it sends nothing: only a peer we want data from and that is not
+    /// snubbed yet has a snub clock running.
+    fn snub_deadline(p: &PeerState, timeout: Duration) -> Option<Instant> {
+        if p.we_interested && !p.snubbed {
+            p.last_activity.checked_add(timeout)
+        } else {
+            None
+        }
+    }
+
+    /// `k`'s snub clock (re)started: lower the cached earliest snub deadline if it is earlier.
+    fn note_snub_clock(&mut self, k: K) {
+        let at = self
+            .peers
+            .get(&k)
+            .and_then(|p| Self::snub_deadline(p, self.config.snub_timeout));
+        if let Some(at) = at {
+            self.next_snub = Some(self.next_snub.map_or(at, |t| t.min(at)));
+        }
     }
 
     fn count(&self, slot: Slot) -> usize {
@@ -506,18 +536,26 @@ impl<K: Copy + Eq + Hash + Ord + Debug> Choker<K> {
     }
 
     /// Marks peers silent for the snub timeout as snubbed; a snubbed regular peer loses its slot.
+    /// Recomputes the earliest snub deadline of the others.
     fn update_snubs(&mut self, now: Instant) {
         let timeout = self.config.snub_timeout;
         let mut dropped = Vec::new();
+        let mut next = None;
         for (k, p) in self.peers.iter_mut() {
-            if p.we_interested && !p.snubbed && now >= p.last_activity + timeout {
+            let Some(at) = Self::snub_deadline(p, timeout) else {
+                continue;
+            };
+            if now >= at {
                 p.snubbed = true;
                 tracing::debug!(peer = ?k, "peer snubbed us");
                 if p.slot == Slot::Regular {
                     dropped.push(*k);
                 }
+            } else if next.is_none_or(|n| at < n) {
+                next = Some(at);
             }
         }
+        self.next_snub = next;
         for k in dropped {
             self.set_slot(k, Slot::None);
         }
@@ -767,6 +805,61 @@ mod tests {
         // 7 was unchoked and choked again before the drain: only 8's change goes out.
         assert_eq!(drain(&mut c), vec![(8, Decision::Unchoke)]);
         assert_eq!(c.poll_timeout(), t0 + secs(10));
+    }
+
+    #[test]
+    fn rounds_happen_every_10_and_30_seconds_on_poll_timeout_alone() {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(8);
+        // 1..=4 hold the regular slots from the start and are the fast peers, so the regular
+        // slots stay put and only the rotations change anything.
+        let mut c = swarm(ChokerConfig::default(), 8, t0);
+        drain(&mut c);
+        let mut wakes = Vec::new();
+        let mut rotations = Vec::new();
+        while c.poll_timeout() <= t0 + secs(90) {
+            let at = c.poll_timeout();
+            for k in 1..=4 {
+                c.on_received(k, 1_000_000, at);
+            }
+            let before = optimistic(&c);
+            c.handle_timeout(at, &mut rng);
+            if optimistic(&c) != before {
+                rotations.push((at - t0).as_secs());
+            }
+            wakes.push(at - t0);
+            drain(&mut c);
+        }
+        let every_10: Vec<Duration> = (1..=9).map(|n| secs(10 * n)).collect();
+        assert_eq!(wakes, every_10);
+        assert_eq!(rotations, [30, 60, 90]);
+    }
+
+    #[test]
+    fn snub_deadline_is_never_late_and_exact_after_a_run() {
+        let t0 = Instant::now();
+        let mut rng = StdRng::seed_from_u64(9);
+        let config = ChokerConfig {
+            snub_timeout: secs(5),
+            ..ChokerConfig::default()
+        };
+        let mut c = swarm(config, 2, t0);
+        c.set_we_interested(1, true, t0 + secs(1));
+        assert_eq!(c.poll_timeout(), t0 + secs(6));
+        // Data at 2 s moves the deadline to 7 s; the answer may stay early, never late.
+        c.on_received(1, 10, t0 + secs(2));
+        assert!(c.poll_timeout() <= t0 + secs(7));
+        c.handle_timeout(c.poll_timeout(), &mut rng);
+        assert!(!c.is_snubbed(1));
+        assert_eq!(c.poll_timeout(), t0 + secs(7), "exact after a run");
+        c.handle_timeout(t0 + secs(7), &mut rng);
+        assert!(c.is_snubbed(1));
+        assert_eq!(c.poll_timeout(), t0 + secs(10), "the next round");
+        // Data ends the snub and starts the clock again, earlier than the round.
+        c.on_received(1, 10, t0 + secs(8));
+        assert_eq!(c.poll_timeout(), t0 + secs(10));
+        c.set_we_interested(2, true, t0 + secs(3));
+        assert!(c.poll_timeout() <= t0 + secs(8));
     }
 
     #[test]

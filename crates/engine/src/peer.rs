@@ -76,6 +76,9 @@ pub(crate) struct Peer {
     pub wake_pending: bool,
     pub last_recv: Instant,
     pub last_sent: Instant,
+    /// A `Disconnect(Idle)` went out for it and nothing was received since: it is not timed
+    /// again (no keep-alive, no second event) while the shell drops it.
+    pub idle_reported: bool,
     /// Malformed or pointless messages received.
     pub invalid: u32,
     pub downloaded: u64,
@@ -134,6 +137,7 @@ impl Peer {
             wake_pending: false,
             last_recv: now,
             last_sent: now,
+            idle_reported: false,
             invalid: 0,
             downloaded: 0,
             uploaded: 0,

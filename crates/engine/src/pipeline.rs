@@ -26,8 +26,8 @@ pub const INITIAL_TARGET: usize = 16;
 pub const MIN_TARGET: usize = 2;
 /// Never keep more requests than this outstanding, whatever the rate: 4 MiB in flight, which
 /// still fills 40 MB/s per peer at 100 ms round trip. Every piece with a block in flight holds
-/// a piece buffer, so the cap also bounds memory (500 measured 5-7 MiB more peak RSS for the
-/// same speed on loopback).
+/// a piece buffer, so the cap also bounds memory (a higher cap cost peak memory on loopback for
+/// no speed: BENCHMARKS.md, "Figures that were in code comments").
 pub const MAX_TARGET: usize = 250;
 /// How often slow start checks whether the rate is still growing.
 pub const SLOW_START_CHECK: Duration = Duration::from_secs(1);

@@ -2,7 +2,7 @@
 //! per-id length rules the decoder enforces.
 
 use bytes::{BufMut, Bytes, BytesMut};
-use metainfo::BLOCK_SIZE;
+use metainfo::{BLOCK_SIZE, BlockRef};
 
 use crate::error::WireError;
 
@@ -55,6 +55,17 @@ pub struct BlockSpec {
     pub begin: u32,
     /// Length in bytes.
     pub len: u32,
+}
+
+impl From<BlockRef> for BlockSpec {
+    /// The wire name of a block of the torrent (for REQUEST, CANCEL and REJECT).
+    fn from(b: BlockRef) -> Self {
+        BlockSpec {
+            piece: b.piece().get(),
+            begin: b.begin(),
+            len: b.len(),
+        }
+    }
 }
 
 /// One peer wire message.
@@ -353,6 +364,20 @@ mod tests {
 
     fn spec(piece: u32, begin: u32, len: u32) -> BlockSpec {
         BlockSpec { piece, begin, len }
+    }
+
+    #[test]
+    fn block_spec_from_block_ref_names_the_same_block() {
+        // 2 full pieces of 32 KiB and a last piece of 16 KiB + 100 bytes: its second block is
+        // the short one.
+        let g = metainfo::Geometry::new(2 * 32_768 + 16_384 + 100, 32_768).unwrap();
+        for (piece, begin, len) in [(0, 0, 16_384), (1, 16_384, 16_384), (2, 16_384, 100)] {
+            let b = g.block(piece, begin, len).unwrap();
+            assert_eq!(BlockSpec::from(b), spec(piece, begin, len));
+            // And back: the geometry accepts what the conversion names.
+            let s = BlockSpec::from(b);
+            assert_eq!(g.block(s.piece, s.begin, s.len), Some(b));
+        }
     }
 
     /// Every message with its exact frame; parsing the body gives the message back.

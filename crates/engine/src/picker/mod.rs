@@ -19,8 +19,8 @@
 //!    (libtorrent's "piece extent affinity"): a download from seeds then proceeds in runs of
 //!    consecutive pieces that the disk writes as one, while rarity still decides every pick.
 //!    Not for pieces traded among leechers: there it made the leechers' picks alike, and a
-//!    super-seeder uploaded up to 1.24x the file instead of at most 1.2x in the engine's
-//!    swarm simulation (8 failures in 40 runs of that test with it; about 1 in 100 without).
+//!    super-seeder gave out more copies of the file in the engine's swarm simulation, often
+//!    past that test's bound (BENCHMARKS.md, "Figures that were in code comments").
 //! 3. [`PickerConfig::max_partial`] caps the pieces being downloaded. At the cap a peer is fed
 //!    only from pieces in progress; a peer that none of them can feed may still start one new
 //!    piece per call (a hard cap would leave it idle while its pieces wait for slow peers).

@@ -6,7 +6,7 @@ use std::time::Instant;
 use metainfo::{BlockRef, PieceIndex};
 use wire::{BlockSpec, Message};
 
-use super::{Event, MAX_TRACKED_IPS, PeerError, PieceBuf, PieceOutcome, Torrent};
+use super::{Event, MAX_TRACKED_IPS, PeerError, PieceBuf, PieceOutcome, Torrent, timers};
 use crate::buffer::PieceData;
 use crate::peer::PeerKey;
 use crate::picker::BlockReceived;
@@ -49,7 +49,7 @@ impl Torrent {
             BlockReceived::Fresh { piece_complete } => {
                 self.store_block(b, data, ip);
                 if self.picker.in_endgame() {
-                    self.cancel_elsewhere(key, b);
+                    self.cancel_elsewhere(key, b, now);
                 }
                 if piece_complete && let Some(buf) = self.pieces.remove(&b.piece()) {
                     self.checking.insert(b.piece(), buf.contributors);
@@ -87,12 +87,9 @@ impl Torrent {
     }
 
     /// End-game: `b` arrived from `from`; cancel it at every other peer that has it outstanding.
-    pub(super) fn cancel_elsewhere(&mut self, from: PeerKey, b: BlockRef) {
-        let spec = BlockSpec {
-            piece: b.piece().get(),
-            begin: b.begin(),
-            len: b.len(),
-        };
+    /// Those peers are not refilled here; the fill retry timer gets to them.
+    pub(super) fn cancel_elsewhere(&mut self, from: PeerKey, b: BlockRef, now: Instant) {
+        let spec = BlockSpec::from(b);
         let mut woken = Vec::new();
         for (k, p) in self.peers.iter_mut() {
             if *k != from && p.outstanding.remove(&b) {
@@ -100,6 +97,9 @@ impl Torrent {
                 p.send(&Message::Cancel(spec));
                 woken.push(*k);
             }
+        }
+        if !woken.is_empty() {
+            timers::retry_fill(&mut self.refill_at, now);
         }
         for k in woken {
             self.picker.request_dropped(b);
@@ -250,6 +250,8 @@ impl Torrent {
             geometry,
             config,
             checking,
+            refill_at,
+            timer_due,
             ..
         } = self;
         let Some(p) = peers.get(&key) else { return };
@@ -292,22 +294,24 @@ impl Torrent {
             rng,
             scratch,
         );
+        if scratch.len() < target - have {
+            // The picker had nothing more for this peer now; something may free up without
+            // an input that fills it again (see `timers::REFILL_RETRY`).
+            timers::retry_fill(refill_at, now);
+        }
         if scratch.is_empty() {
             return;
         }
         if let Some(all) = in_flight {
             *all += scratch.len();
         }
-        for b in scratch.iter() {
-            p.outstanding.insert(*b);
-            p.send(&Message::Request(BlockSpec {
-                piece: b.piece().get(),
-                begin: b.begin(),
-                len: b.len(),
-            }));
+        for &b in scratch.iter() {
+            p.outstanding.insert(b);
+            p.send(&Message::Request(b.into()));
         }
         if p.waiting_since.is_none() {
             p.waiting_since = Some(now);
+            *timer_due = timers::earliest(*timer_due, timers::peer_deadline(p, config));
         }
         self.wake(key);
     }

@@ -17,6 +17,8 @@ mod extension;
 mod metadata;
 mod pex;
 mod superseed;
+#[cfg(test)]
+mod timer_tests;
 mod timers;
 mod upload;
 
@@ -40,7 +42,8 @@ use crate::choker::{Choker, ChokerConfig};
 use crate::peer::{Peer, PeerKey};
 use crate::picker::{Picker, PickerConfig};
 
-/// Tunables of one torrent; `Default` gives the values of PROTOCOL.md.
+/// Tunables of one torrent. `Default` gives the values the client runs with and this project's
+/// benchmarks and interop tests are measured with; each field says what it bounds.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Choking slots and intervals.
@@ -237,6 +240,11 @@ pub struct Torrent {
     super_seed: Option<superseed::SuperSeed>,
     /// Piece buffers given back by the shell, reused for new pieces.
     spare: Vec<PieceData>,
+    /// No later than the earliest per-peer deadline (keep-alive, idle, request timeout, PEX):
+    /// lowered when one is set, recomputed by `handle_timeout` (see timers.rs).
+    timer_due: Option<Instant>,
+    /// When a request fill that left a peer short is retried, if one did.
+    refill_at: Option<Instant>,
 }
 
 impl std::fmt::Debug for Torrent {
@@ -281,6 +289,8 @@ impl Torrent {
             super_seed: (config.super_seed && complete && geometry.piece_count() > 0)
                 .then(|| superseed::SuperSeed::new(geometry)),
             spare: Vec::new(),
+            timer_due: None,
+            refill_at: None,
             config,
         }
     }
@@ -440,6 +450,7 @@ impl Torrent {
         self.picker.set_max_partial((2 * self.peers.len()).max(16));
         self.picker.set_peer_count(self.peers.len());
         self.choker.add_peer(key, now);
+        self.note_timers(key);
         if let Some(ss) = &mut self.super_seed {
             ss.add_peer(key, now);
             self.reveal(key, now);
@@ -481,6 +492,9 @@ impl Torrent {
         let first = {
             let peer = self.peers.get_mut(&key).ok_or(PeerError::Unknown)?;
             peer.last_recv = now;
+            // Heard from again: timed afresh (a keep-alive may be due before the new idle
+            // deadline).
+            peer.idle_reported = false;
             // The bitfield must open the conversation; an extension handshake, a keep-alive or a
             // PORT before it is tolerated, as libtorrent and others send them in either order.
             let opening = matches!(
@@ -494,6 +508,9 @@ impl Torrent {
             }
         };
         let r = self.dispatch(key, msg, first, now);
+        // The message may have started a timer of this peer (requests sent, PEX scheduled,
+        // keep-alives again after an idle report); other peers' timers are noted where set.
+        self.note_timers(key);
         if let Err(e) = &r {
             tracing::debug!(key = key.0, error = %e, "peer error");
         }
@@ -700,6 +717,7 @@ impl Torrent {
     }
 
     /// The next thing the shell must do.
+    #[must_use = "an event dropped is work the shell never does"]
     pub fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()
     }

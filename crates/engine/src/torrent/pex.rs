@@ -365,6 +365,20 @@ mod tests {
     }
 
     #[test]
+    fn the_next_pex_message_is_a_deadline() {
+        let (mut t, _, now) = torrent(Config::default());
+        assert_eq!(t.poll_timeout(), Some(now + PEX_FIRST_DELAY));
+        t.handle_timeout(now + PEX_FIRST_DELAY);
+        // The choking round at 10 s comes before the next PEX message, a minute later.
+        assert_eq!(t.poll_timeout(), Some(now + Duration::from_secs(10)));
+        let (t, _, now) = torrent(Config {
+            private: true,
+            ..Config::default()
+        });
+        assert_eq!(t.poll_timeout(), Some(now + Duration::from_secs(10)));
+    }
+
+    #[test]
     fn told_addresses_are_capped() {
         let (mut t, k, now) = torrent(Config {
             max_peers: 2 * MAX_PEX_TOLD,

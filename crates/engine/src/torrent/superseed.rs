@@ -10,10 +10,10 @@
 //!
 //! BEP 16's strict rule -- show a peer nothing new until its last piece is seen at another peer
 //! -- is not used: in the 1 + 16 swarm benchmark releasing on send did as well, within the
-//! run-to-run spread (medians 17.1 s strict, 17.2-17.5 s on send), and the strict rule stalls
-//! peers that cannot reach each other. What spreads the pieces
-//! is the choker handing the upload slot on after each piece ([`crate::choker::Choker::rotate`]),
-//! so that every leecher in turn holds pieces nobody else has.
+//! run-to-run spread (BENCHMARKS.md, "Figures that were in code comments"), and the strict rule
+//! stalls peers that cannot reach each other. What spreads the pieces is the choker handing the
+//! upload slot on after each piece ([`crate::choker::Choker::rotate`]), so that every leecher in
+//! turn holds pieces nobody else has.
 //!
 //! The window is [`MIN_WINDOW`] pieces, or more when our upload to the peer is fast: as many
 //! pieces as [`WINDOW_TIME`] of its measured rate, up to [`MAX_WINDOW`]. A lone fast leecher

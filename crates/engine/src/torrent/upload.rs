@@ -98,6 +98,7 @@ impl Torrent {
     }
 
     /// Takes the bytes queued for `key` (and marks it as having sent them at `now`).
+    #[must_use = "the bytes taken must be written to the peer"]
     pub fn take_outgoing(
         &mut self,
         key: PeerKey,
@@ -118,6 +119,7 @@ impl Torrent {
     }
 
     /// The next block `key` asked for that we should send now, if any.
+    #[must_use = "the block taken must be sent to the peer"]
     pub fn next_upload(&mut self, key: PeerKey) -> Option<Upload> {
         let p = self.peers.get_mut(&key)?;
         if p.am_choking {
