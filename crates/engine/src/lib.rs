@@ -6,6 +6,8 @@
 //! `&mut impl rand::Rng`. The crate opens no sockets, reads no clock and touches no files; the
 //! client shell drives it and performs the I/O it asks for.
 //!
+//! - [`fetch`]: a magnet link's info dictionary from peers (`ut_metadata`) before the torrent
+//!   exists, on connections the torrent then adopts.
 //! - [`picker`]: which blocks to request from which peer (rarest first, end-game).
 //! - [`choker`]: which peers we upload to (tit-for-tat, optimistic unchoke, anti-snubbing).
 //! - [`pipeline`]: how many requests to keep outstanding per peer.
@@ -13,6 +15,7 @@
 
 pub mod buffer;
 pub mod choker;
+pub mod fetch;
 pub mod peer;
 pub mod picker;
 pub mod pipeline;
@@ -30,5 +33,6 @@ pub(crate) type FixedSet<K> =
     std::collections::HashSet<K, std::hash::BuildHasherDefault<std::hash::DefaultHasher>>;
 
 pub use buffer::{PIECE_ALIGN, PieceData};
+pub use fetch::{FetchEvent, FetchStatus, Handover, MetadataFetch};
 pub use peer::{PeerKey, Upload};
 pub use torrent::{Config, Event, PeerError, PieceOutcome, SUPER_SEED_MIN_WINDOW, Stats, Torrent};

@@ -32,6 +32,27 @@ impl std::fmt::Display for PeerKey {
     }
 }
 
+/// Whether a new connection to a peer id we are already connected to replaces the old one
+/// (`existing`: whether we dialed it, its address; `new`: the same and the peer id), given our
+/// own peer id. Otherwise the new one is refused.
+///
+/// Two peers that dial each other at once both see two connections: both keep the one opened
+/// by the side with the smaller peer id, so one survives, not zero. A peer that dials us again
+/// from the same address has given up the connection it had (closed, or dead on its side and
+/// not yet noticed on ours: a magnet leecher closes its metadata connection and dials again at
+/// once); refusing would leave it with nothing until its retry, so the old one goes instead.
+pub(crate) fn replaces(
+    ours: Option<PeerId>,
+    existing: (bool, SocketAddr),
+    new: (bool, SocketAddr, PeerId),
+) -> bool {
+    let (old_outgoing, old_addr) = existing;
+    let (outgoing, addr, id) = new;
+    let crossed = old_outgoing != outgoing && ours.is_some_and(|ours| (ours < id) == outgoing);
+    let redial = !old_outgoing && !outgoing && old_addr.ip() == addr.ip();
+    crossed || redial
+}
+
 /// A block a peer asked us for, validated against the torrent's geometry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Upload {

@@ -3,24 +3,18 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
+use common::{content, reserved};
 use engine::{Config, Event, PeerError, PeerKey, PieceOutcome, Torrent};
 use metainfo::{Bitfield, Geometry, PeerId};
 use wire::extension::UT_PEX_ID;
 use wire::{BlockSpec, Decoder, Message, PexMsg, Reserved};
-
-/// Deterministic content for byte `i` of the torrent.
-fn byte_at(i: u64) -> u8 {
-    (i.wrapping_mul(2_654_435_761) >> 13) as u8
-}
-
-fn content(g: &Geometry) -> Vec<u8> {
-    (0..g.total_len()).map(byte_at).collect()
-}
 
 struct Node {
     t: Torrent,
@@ -52,13 +46,6 @@ struct Sim {
     pex_log: Vec<PexSeen>,
     /// HAVE messages delivered, by (from, to).
     haves: BTreeMap<(usize, usize), usize>,
-}
-
-fn reserved(fast: bool) -> Reserved {
-    let mut r = Reserved::default();
-    r.set_extension_protocol(true);
-    r.set_fast(fast);
-    r
 }
 
 impl Sim {

@@ -53,6 +53,17 @@ pub enum WireError {
         /// The value received.
         value: i64,
     },
+    /// A `ut_metadata` DATA message whose bytes are not the length of its piece (for the
+    /// `total_size` it names): a wrong-length piece, told apart so a fetch can drop its sender.
+    #[error("ut_metadata piece {piece} has {got} bytes, not {want}")]
+    MetadataPieceLength {
+        /// The piece number.
+        piece: u32,
+        /// The length of that piece for the announced total size.
+        want: u32,
+        /// The bytes received.
+        got: usize,
+    },
     /// More entries than the cap in an extension message's list or dictionary.
     #[error("{what}: {count} entries exceed the cap of {max}")]
     TooMany {

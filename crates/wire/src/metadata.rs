@@ -161,9 +161,11 @@ impl MetadataMsg {
             });
         };
         if rest.len() != want as usize {
-            return Err(WireError::BadExtension(
-                "ut_metadata data length does not match its piece",
-            ));
+            return Err(WireError::MetadataPieceLength {
+                piece,
+                want,
+                got: rest.len(),
+            });
         }
         // `rest` is a suffix of `payload`: the data starts where the dictionary ends.
         let data = payload.slice(payload.len().saturating_sub(rest.len())..);
@@ -217,6 +219,18 @@ mod tests {
             panic!("not data");
         };
         assert_eq!(data.as_ptr(), p.as_ptr().wrapping_add(p.len() - 2));
+    }
+
+    #[test]
+    fn wrong_length_data_is_told_apart() {
+        assert_eq!(
+            dec(b"d8:msg_typei1e5:piecei0e10:total_sizei4eexyz"),
+            Err(WireError::MetadataPieceLength {
+                piece: 0,
+                want: 4,
+                got: 3
+            })
+        );
     }
 
     #[test]

@@ -8,8 +8,10 @@
 //!
 //! Extensions: BEP 10 handshake and message routing (extension.rs), serving metadata (BEP 9,
 //! metadata.rs), peer exchange (BEP 11, pex.rs), PORT (BEP 5); super-seeding (BEP 16,
-//! superseed.rs).
+//! superseed.rs). A connection that fetched the metadata for a magnet link
+//! ([`crate::fetch`]) joins with `adopt_peer` (adopt.rs) instead of `add_peer`.
 
+mod adopt;
 mod download;
 #[cfg(test)]
 mod duplicate_tests;
@@ -24,6 +26,7 @@ mod upload;
 
 pub use extension::MAX_DHT_PORTS;
 pub use metadata::MAX_METADATA_REQUESTS;
+pub(crate) use pex::candidates as pex_candidates;
 pub use pex::{MAX_PEX_EARLY, MAX_PEX_TOLD, PEX_FIRST_DELAY, PEX_INTERVAL, PEX_MIN_GAP};
 pub use superseed::MIN_WINDOW as SUPER_SEED_MIN_WINDOW;
 
@@ -135,6 +138,10 @@ pub enum PeerError {
     /// The engine no longer knows this peer.
     #[error("unknown peer")]
     Unknown,
+    /// While fetching metadata: the peer cannot or will not give it (no `ut_metadata`, a size
+    /// out of bounds or other than the one agreed, rejects or stalls every request).
+    #[error("no metadata from this peer: {0}")]
+    NoMetadata(&'static str),
 }
 
 /// What a downloaded piece turned out to be.
@@ -386,43 +393,8 @@ impl Torrent {
         outgoing: bool,
         now: Instant,
     ) -> Result<PeerKey, PeerError> {
-        if self.banned.contains(&addr.ip()) {
-            return Err(PeerError::Refused("banned address"));
-        }
-        if !self.has_room() {
-            return Err(PeerError::Refused("too many peers"));
-        }
-        if let Some((&old, existing)) = self.peers.iter().find(|(_, p)| p.id == Some(id)) {
-            // Two peers that dial each other at once both see two connections. Both keep the
-            // one opened by the side with the smaller peer id, so one survives, not zero.
-            let crossed = existing.outgoing != outgoing
-                && self
-                    .config
-                    .peer_id
-                    .is_some_and(|ours| (ours < id) == outgoing);
-            // A peer that dials us again from the same address has given up the connection
-            // it had (closed, or dead on its side and not yet noticed on ours: a magnet
-            // leecher closes its metadata connection and dials again at once). Refusing would
-            // leave it with nothing until its retry; the old connection goes instead.
-            let redial = !existing.outgoing && !outgoing && existing.addr.ip() == addr.ip();
-            let keep_new = crossed || redial;
-            if !keep_new {
-                return Err(PeerError::Refused("already connected to this peer id"));
-            }
-            self.remove_peer(old);
-            self.events.push_back(Event::Disconnect(
-                old,
-                PeerError::Refused("replaced by the connection both sides keep"),
-            ));
-        }
-        let key = PeerKey(self.next_key);
-        self.next_key += 1;
-        let mut peer = Peer::new(addr, self.geometry.piece_count(), now);
-        peer.id = Some(id);
-        peer.fast = reserved.fast();
-        peer.extended = reserved.extension_protocol();
-        peer.dht = reserved.dht();
-        peer.outgoing = outgoing;
+        self.check_admission(addr, id, outgoing)?;
+        let mut peer = self.new_peer(addr, reserved, id, outgoing, now);
         let have = self.picker.have();
         if self.super_seed.is_some() {
             // BEP 16: we claim nothing; pieces are revealed by HAVE below.
@@ -439,13 +411,78 @@ impl Torrent {
         if peer.extended {
             peer.send(&self.our_handshake().to_message());
         }
-        if let Some(port) = self
-            .config
-            .dht_port
-            .filter(|_| peer.dht && !self.config.private)
-        {
+        if let Some(port) = self.port_for(&peer) {
             peer.send(&Message::Port(port));
         }
+        let key = self.insert_peer(peer, now);
+        tracing::debug!(peer = %addr, key = key.0, outgoing, "peer added");
+        Ok(key)
+    }
+
+    /// The checks every new connection passes, whether it starts here ([`Torrent::add_peer`])
+    /// or is adopted ([`Torrent::adopt_peer`]): not banned, room left, and no other
+    /// connection to the same peer id -- unless the new one is the one both sides keep
+    /// ([`crate::peer::replaces`]), and then the old one is dropped here.
+    fn check_admission(
+        &mut self,
+        addr: SocketAddr,
+        id: PeerId,
+        outgoing: bool,
+    ) -> Result<(), PeerError> {
+        if self.banned.contains(&addr.ip()) {
+            return Err(PeerError::Refused("banned address"));
+        }
+        if !self.has_room() {
+            return Err(PeerError::Refused("too many peers"));
+        }
+        if let Some((&old, existing)) = self.peers.iter().find(|(_, p)| p.id == Some(id)) {
+            let keep_new = crate::peer::replaces(
+                self.config.peer_id,
+                (existing.outgoing, existing.addr),
+                (outgoing, addr, id),
+            );
+            if !keep_new {
+                return Err(PeerError::Refused("already connected to this peer id"));
+            }
+            self.remove_peer(old);
+            self.events.push_back(Event::Disconnect(
+                old,
+                PeerError::Refused("replaced by the connection both sides keep"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A peer record for a connection whose handshake is done, nothing sent yet.
+    fn new_peer(
+        &self,
+        addr: SocketAddr,
+        reserved: Reserved,
+        id: PeerId,
+        outgoing: bool,
+        now: Instant,
+    ) -> Peer {
+        let mut peer = Peer::new(addr, self.geometry.piece_count(), now);
+        peer.id = Some(id);
+        peer.fast = reserved.fast();
+        peer.extended = reserved.extension_protocol();
+        peer.dht = reserved.dht();
+        peer.outgoing = outgoing;
+        peer
+    }
+
+    /// Our DHT port, if `peer` should get a PORT message (both sides do DHT, not private).
+    fn port_for(&self, peer: &Peer) -> Option<u16> {
+        self.config
+            .dht_port
+            .filter(|_| peer.dht && !self.config.private)
+    }
+
+    /// Registers an admitted peer under a fresh key (picker, choker, super-seeding) and wakes
+    /// its writer for whatever it has queued.
+    fn insert_peer(&mut self, peer: Peer, now: Instant) -> PeerKey {
+        let key = PeerKey(self.next_key);
+        self.next_key += 1;
         self.peers.insert(key, peer);
         self.picker.set_max_partial((2 * self.peers.len()).max(16));
         self.picker.set_peer_count(self.peers.len());
@@ -456,8 +493,7 @@ impl Torrent {
             self.reveal(key, now);
         }
         self.wake(key);
-        tracing::debug!(peer = %addr, key = key.0, outgoing, "peer added");
-        Ok(key)
+        key
     }
 
     /// The connection is gone: forget the peer and free its requests.

@@ -152,7 +152,7 @@ impl Torrent {
 
 /// The added peers worth dialing: at most [`MAX_PEX_SEND`] IPv4 and as many IPv6 addresses,
 /// without zero ports, unspecified addresses or repeats.
-fn candidates(msg: &PexMsg) -> Vec<SocketAddr> {
+pub(crate) fn candidates(msg: &PexMsg) -> Vec<SocketAddr> {
     let mut seen = HashSet::new();
     let (mut v4, mut v6) = (0, 0);
     let mut out = Vec::new();
