@@ -34,9 +34,6 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 use crate::commands::{create, fetch, info, seed};
 
-/// The User-Agent of our HTTP requests (trackers).
-pub const USER_AGENT: &str = concat!("swarm/", env!("CARGO_PKG_VERSION"));
-
 /// Entry point of the `swarm` binary: parse flags, install logging, run, and turn an error
 /// into one `error: ...` line on stderr and exit code 1.
 pub fn main() -> ExitCode {

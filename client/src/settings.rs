@@ -66,7 +66,6 @@ impl Settings {
             ..Settings::default()
         };
         s.engine.max_peers = net.max_peers.max(1);
-        s.engine.client_version = metainfo::CLIENT_VERSION.to_owned();
         if !net.no_dht {
             s.dht = Some(DhtSettings {
                 port: net.dht_port,

@@ -46,7 +46,8 @@ pub fn http_client() -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(Duration::from_secs(15))
         .connect_timeout(Duration::from_secs(10))
-        .user_agent(crate::USER_AGENT)
+        // "swarm/0.1.0", the product/version form of HTTP.
+        .user_agent(metainfo::CLIENT_VERSION.replacen(' ', "/", 1))
         .build()
         .unwrap_or_default()
 }

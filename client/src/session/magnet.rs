@@ -1,50 +1,39 @@
-//! Magnet links: find peers for an info-hash (the link's peers and trackers, the DHT), fetch
-//! the info dictionary from them with `ut_metadata` (BEP 9 over BEP 10), check it against the
-//! info-hash, and turn it into a [`Metainfo`] that is saved as a .torrent.
-//!
-//! The fetch runs before the torrent exists: connections made here only carry the metadata
-//! exchange and are closed afterwards; the download then dials the same peers again.
+//! Magnet links: the swarm starts before its torrent exists. Peers come from the link's
+//! `x.pe` addresses, its trackers and the DHT through the swarm's discovery, as for any
+//! torrent; connections are driven by [`MagnetShared`], a [`Driver`] over the engine's
+//! sans-IO `ut_metadata` client (`engine::MetadataFetch`, BEP 9). Once the info dictionary is
+//! complete (its SHA-1 is the info-hash) it is saved as a .torrent, the torrent joins the
+//! running swarm, and every live connection is handed over to it: a peer that gave us the
+//! metadata keeps its connection for the download.
 
-use std::collections::{HashMap, HashSet};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use engine::{FetchEvent, MetadataFetch, PeerError, PeerKey, Upload};
 use metainfo::{InfoHash, Magnet, Metainfo};
-use sha1::{Digest, Sha1};
-use tokio::io::AsyncReadExt;
-use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use parking_lot::Mutex;
+use storage::Storage;
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
-use tracker_proto::{AnnounceRequest, Event};
-use wire::metadata::{MAX_METADATA_SIZE, metadata_piece_count, metadata_piece_len};
-use wire::{Decoder, ExtendedHandshake, Message, MetadataMsg};
+use wire::Message;
 
 use super::Session;
-use super::add::Added;
-use crate::net::{handshake, transport};
+use super::add::{Added, Swarm};
+use crate::dht::DhtHandle;
+use crate::discovery::Discovery;
+use crate::peer::{Driver, Link, Links, PeerInfo, PeerSink, Transfer};
 use crate::progress::Ui;
 use crate::settings::AddOptions;
+use crate::torrent::TorrentShared;
 
-/// The id we ask peers to send `ut_metadata` messages under.
-const OUR_UT_METADATA: u8 = 2;
-/// Metadata requests in flight to one peer.
-const REQUEST_WINDOW: usize = 4;
-/// Peers asked for the metadata at once.
-const PARALLEL: usize = 8;
-/// Addresses remembered while looking for the metadata.
-const MAX_PEERS: usize = 2_000;
-/// Time one peer gets to deliver the whole metadata.
-const PEER_TIMEOUT: Duration = Duration::from_secs(30);
-/// With no peer found at all for this long, give up.
+/// With no peer connected at all for this long, give up.
 const NO_PEER_TIMEOUT: Duration = Duration::from_secs(60);
 /// Between plain status lines when no bars are drawn.
 const STATUS_EVERY: Duration = Duration::from_secs(5);
-/// Between tracker announces (and DHT lookups) while still looking.
-const RETRY: Duration = Duration::from_secs(30);
 
 /// Where the .torrent of a magnet is kept under the output directory.
 pub fn saved_torrent_path(out_dir: &Path, ih: &InfoHash) -> PathBuf {
@@ -54,33 +43,80 @@ pub fn saved_torrent_path(out_dir: &Path, ih: &InfoHash) -> PathBuf {
 }
 
 /// Resolves `magnet` and starts its download as `opts` says: from an earlier run's saved
-/// .torrent, else with the metadata fetched from peers (and then saved). Fails after a
-/// minute without any peer, or at shutdown.
+/// .torrent, else with the metadata fetched from peers (then saved), keeping the connections
+/// that gave it. Fails after a minute without any peer, or at shutdown.
 pub async fn resolve(
     session: &Arc<Session>,
     magnet: &Magnet,
     opts: AddOptions,
     ui: &Ui,
 ) -> Result<Added> {
-    let saved = saved_torrent_path(&opts.out_dir, &magnet.info_hash);
+    let ih = magnet.info_hash;
+    let saved = saved_torrent_path(&opts.out_dir, &ih);
+    let direct = crate::net::resolve(&magnet.peers).await;
     if let Ok(bytes) = std::fs::read(&saved) {
         match Metainfo::from_shared(bytes.into()) {
-            Ok(meta) if meta.info_hash == magnet.info_hash => {
-                let peers = crate::net::resolve(&magnet.peers).await;
+            Ok(meta) if meta.info_hash == ih => {
                 let a = session.add(meta, opts, ui).await?;
-                a.discovery.add(peers);
+                a.discovery.add(direct);
                 return Ok(a);
             }
             _ => tracing::warn!(file = %saved.display(), "ignoring a bad saved .torrent"),
         }
     }
-    let shutdown = session.shutdown.clone();
-    let (info, peers) = fetch_info(session, magnet, ui, &shutdown).await?;
+    if session.dht().is_none() && magnet.trackers.is_empty() && direct.is_empty() {
+        bail!("the magnet link names no tracker or peer, and the DHT is off (--no-dht)");
+    }
+    let cancel = session.shutdown.child_token();
+    let (discovery, inbox) = Discovery::new();
+    let config = session.settings().engine_for(
+        false,
+        session.port(),
+        session.dht().map(|d| d.local.port()),
+        session.peer_id(),
+    );
+    let m = Arc::new(MagnetShared {
+        fetch: Mutex::new(FetchCell {
+            fetch: MetadataFetch::new(ih, &config, rand::random(), Instant::now()),
+            timer_at: None,
+        }),
+        max_peers: config.max_peers,
+        links: Links::default(),
+        timer: Notify::new(),
+        complete: Notify::new(),
+        cancel: cancel.clone(),
+        phase: cancel.child_token(),
+        next: Mutex::new(None),
+        peers_found: discovery.sink(),
+        dht: session.dht().cloned(),
+        done: watch::channel(false).0,
+    });
+    session.spawn(m.clone().run_timer());
+    let driver: Arc<dyn Driver> = m.clone();
+    let (tx, rx) = watch::channel(driver.clone());
+    session.register(ih, driver);
+    let tiers = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
+    let discovery =
+        session.start_swarm(ih, (discovery, inbox), tiers, false, rx, &cancel);
+    discovery.add(direct);
+
+    let name = magnet.display_name.clone().unwrap_or_else(|| ih.to_hex());
+    let info = match wait_for_metadata(&m, &name, ui, &session.shutdown).await {
+        Ok(info) => info,
+        Err(e) => {
+            cancel.cancel();
+            return Err(e);
+        }
+    };
     let meta = build_torrent(&info, &magnet.trackers)?;
-    if meta.info_hash != magnet.info_hash {
+    if meta.info_hash != ih {
+        cancel.cancel();
         bail!("metadata does not match the magnet's info-hash");
     }
-    storage::write_atomic(&saved, meta.as_bytes())
+    let (path, bytes) = (saved.clone(), meta.as_bytes().to_vec());
+    tokio::task::spawn_blocking(move || storage::write_atomic(&path, &bytes))
+        .await
+        .context("saving the .torrent")?
         .with_context(|| format!("{}", saved.display()))?;
     ui.println(format!(
         "metadata: {} ({} bytes) saved to {}",
@@ -88,9 +124,249 @@ pub async fn resolve(
         info.len(),
         saved.display()
     ));
-    let a = session.add(meta, opts, ui).await?;
-    a.discovery.add(peers);
+    let swarm = Swarm {
+        cancel: cancel.clone(),
+        discovery,
+        driver: tx,
+    };
+    let a = match session.add_to(meta, opts, ui, Some(swarm)).await {
+        Ok(a) => a,
+        Err(e) => {
+            cancel.cancel();
+            return Err(e);
+        }
+    };
+    m.hand_over_to(a.torrent.clone());
     Ok(a)
+}
+
+/// Waits until the fetch has the whole info dictionary; a status line (or spinner) meanwhile.
+async fn wait_for_metadata(
+    m: &MagnetShared,
+    name: &str,
+    ui: &Ui,
+    shutdown: &CancellationToken,
+) -> Result<bytes::Bytes> {
+    let bar = ui.spinner(&format!("{name}: fetching metadata"));
+    let started = Instant::now();
+    let mut ever_connected = false;
+    let mut last_line: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    let r = loop {
+        if let Some(info) = m.peek(|f| f.metadata()) {
+            break Ok(info);
+        }
+        let st = m.peek(|f| f.status());
+        ever_connected |= st.peers > 0;
+        let peers = if st.peers == 1 { "peer" } else { "peers" };
+        let status = format!(
+            "{name}: fetching metadata ({} {peers}, {}/{} pieces)",
+            st.peers,
+            st.pieces_received,
+            st.pieces.max(1)
+        );
+        if !ui.bars() && last_line.is_none_or(|t| t.elapsed() >= STATUS_EVERY) {
+            last_line = Some(Instant::now());
+            ui.println(&status);
+        }
+        bar.set_message(status);
+        if !ever_connected && started.elapsed() > NO_PEER_TIMEOUT {
+            break Err(anyhow::anyhow!(
+                "{name}: no peers found for the magnet link in {} s",
+                NO_PEER_TIMEOUT.as_secs()
+            ));
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => break Err(anyhow::anyhow!("interrupted")),
+            _ = m.complete.notified() => {}
+            _ = tick.tick() => {}
+        }
+    };
+    bar.finish_and_clear();
+    r
+}
+
+/// The fetch and when its timer task will next call it.
+struct FetchCell {
+    fetch: MetadataFetch,
+    timer_at: Option<Instant>,
+}
+
+/// A magnet link's swarm before its torrent exists: the metadata fetch and its connections.
+pub(crate) struct MagnetShared {
+    fetch: Mutex<FetchCell>,
+    max_peers: usize,
+    links: Links,
+    /// Wakes the timer task when a call moved the fetch's next deadline earlier.
+    timer: Notify,
+    /// Woken when the metadata is complete.
+    complete: Notify,
+    /// The swarm's token: connections end with it.
+    cancel: CancellationToken,
+    /// Ends the fetch's own timer once its connections are handed over.
+    phase: CancellationToken,
+    /// The torrent the connections move to, once it exists.
+    next: Mutex<Option<Arc<TorrentShared>>>,
+    peers_found: PeerSink,
+    dht: Option<DhtHandle>,
+    /// Never true: a fetch completes nothing a tracker counts.
+    done: watch::Sender<bool>,
+}
+
+impl MagnetShared {
+    /// Runs `f` on the fetch under its lock, then acts on its events after releasing it.
+    fn with_fetch<R>(&self, f: impl FnOnce(&mut MetadataFetch, Instant) -> R) -> R {
+        let mut events = Vec::new();
+        let (r, earlier) = {
+            let mut cell = self.fetch.lock();
+            let r = f(&mut cell.fetch, Instant::now());
+            while let Some(ev) = cell.fetch.poll_event() {
+                events.push(ev);
+            }
+            let next = cell.fetch.poll_timeout();
+            let earlier = match (next, cell.timer_at) {
+                (Some(n), Some(at)) => n < at,
+                (Some(_), None) => true,
+                (None, _) => false,
+            };
+            if earlier {
+                cell.timer_at = next;
+            }
+            (r, earlier)
+        };
+        if earlier {
+            self.timer.notify_one();
+        }
+        for ev in events {
+            match ev {
+                FetchEvent::Wake(k) => self.links.wake(k),
+                FetchEvent::Disconnect(k, why) => self.links.close(k, &why),
+                FetchEvent::Complete => self.complete.notify_one(),
+                FetchEvent::Peers(addrs) => {
+                    let _ = self.peers_found.try_send(addrs);
+                }
+                FetchEvent::DhtNode(a) => {
+                    if let Some(d) = &self.dht {
+                        d.add_node(a);
+                    }
+                }
+            }
+        }
+        r
+    }
+
+    /// A read-only look at the fetch.
+    fn peek<R>(&self, f: impl FnOnce(&MetadataFetch) -> R) -> R {
+        f(&self.fetch.lock().fetch)
+    }
+
+    /// Moves every connection to `t` (each as soon as its writer is between writes).
+    fn hand_over_to(&self, t: Arc<TorrentShared>) {
+        *self.next.lock() = Some(t);
+        self.links.hand_over_all();
+        self.phase.cancel();
+    }
+
+    /// Calls the fetch's timers when due, until its connections are handed over.
+    async fn run_timer(self: Arc<Self>) {
+        loop {
+            let at = {
+                let mut cell = self.fetch.lock();
+                let at = cell.fetch.poll_timeout();
+                cell.timer_at = at;
+                at
+            };
+            let due = async {
+                match at {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.phase.cancelled() => break,
+                _ = self.timer.notified() => continue,
+                _ = due => {}
+            }
+            self.with_fetch(|f, now| f.handle_timeout(now));
+        }
+    }
+}
+
+impl Driver for MagnetShared {
+    fn admit(&self, peer: &PeerInfo) -> Result<(PeerKey, Link), PeerError> {
+        let key = self.with_fetch(|f, now| {
+            f.add_peer(peer.addr, peer.reserved, peer.peer_id, peer.outgoing, now)
+        })?;
+        let link = Link::new(peer.addr, self.cancel.child_token());
+        self.links.insert(key, link.clone());
+        if self.next.lock().is_some() {
+            // Admitted just as the torrent took over: follow the others.
+            link.hand_over();
+        }
+        Ok((key, link))
+    }
+
+    fn handle(&self, key: PeerKey, batch: &mut Vec<Message>) -> Result<(), PeerError> {
+        self.with_fetch(|f, now| {
+            for m in batch.drain(..) {
+                f.handle_message(key, m, now)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn take(&self, key: PeerKey, uploads: &mut Vec<Upload>) -> Result<Option<BytesMut>, PeerError> {
+        uploads.clear();
+        self.with_fetch(|f, now| f.take_outgoing(key, now))
+    }
+
+    fn storage(&self) -> Option<Arc<Storage>> {
+        None
+    }
+
+    fn uploaded(&self, _key: PeerKey, _bytes: u64) {}
+
+    fn remove(&self, key: PeerKey) {
+        self.links.remove(key);
+        self.with_fetch(|f, _| f.remove_peer(key));
+    }
+
+    fn accepts(&self, ip: IpAddr) -> bool {
+        self.peek(|f| !f.is_banned(ip) && f.peer_count() < self.max_peers)
+    }
+
+    fn connected(&self) -> Vec<SocketAddr> {
+        self.peek(|f| f.peers().map(|(_, a)| a).collect())
+    }
+
+    fn transfer(&self) -> Transfer {
+        // The size is not known yet; anything above zero marks us as a leecher.
+        Transfer {
+            uploaded: 0,
+            downloaded: 0,
+            left: 1,
+        }
+    }
+
+    fn done(&self) -> watch::Receiver<bool> {
+        self.done.subscribe()
+    }
+
+    fn hand_over(&self, key: PeerKey) -> Option<(Arc<dyn Driver>, PeerKey, Link)> {
+        self.links.remove(key);
+        let t = self.next.lock().clone()?;
+        let Some(h) = self.with_fetch(|f, _| f.take_peer(key)) else {
+            self.with_fetch(|f, _| f.remove_peer(key));
+            return None;
+        };
+        match t.adopt(h) {
+            Ok((k, link)) => Some((t, k, link)),
+            Err(e) => {
+                tracing::debug!(error = %e, "the torrent did not take the connection");
+                None
+            }
+        }
+    }
 }
 
 /// A .torrent holding `info` (raw, already verified) and the magnet's trackers, one per tier.
@@ -116,376 +392,9 @@ pub fn build_torrent(info: &[u8], trackers: &[String]) -> Result<Metainfo> {
     Metainfo::from_shared(out.into()).context("the fetched metadata is not a valid info dictionary")
 }
 
-/// Looks for peers and asks them for the info dictionary until one delivers a copy whose
-/// SHA-1 is the info-hash; returns it with the peers learned (the one that sent it first).
-async fn fetch_info(
-    session: &Arc<Session>,
-    magnet: &Magnet,
-    ui: &Ui,
-    shutdown: &CancellationToken,
-) -> Result<(Vec<u8>, Vec<SocketAddr>)> {
-    let ih = magnet.info_hash;
-    let stop = shutdown.child_token();
-    let _stop_guard = stop.clone().drop_guard();
-    let (found_tx, mut found_rx) = mpsc::channel::<Vec<SocketAddr>>(64);
-    // Sources: the link's own peers, its trackers, the DHT. Each sends batches of addresses.
-    let direct = crate::net::resolve(&magnet.peers).await;
-    if !direct.is_empty() {
-        let _ = found_tx.send(direct).await;
-    }
-    if !magnet.trackers.is_empty() {
-        tokio::spawn(announce_loop(
-            session.clone(),
-            ih,
-            magnet.trackers.clone(),
-            found_tx.clone(),
-            stop.clone(),
-        ));
-    }
-    if let Some(dht) = session.dht().cloned() {
-        let tx = found_tx.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            dht.wait_bootstrapped(Duration::from_secs(15)).await;
-            loop {
-                let mut rx = dht.lookup(ih, None).await;
-                while let Some(batch) = rx.recv().await {
-                    if tx.send(batch).await.is_err() {
-                        return;
-                    }
-                }
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(RETRY) => {}
-                }
-            }
-        });
-    } else if magnet.trackers.is_empty() && magnet.peers.is_empty() {
-        bail!("the magnet link names no tracker or peer, and the DHT is off (--no-dht)");
-    }
-    drop(found_tx);
-
-    let name = magnet.display_name.clone().unwrap_or_else(|| ih.to_hex());
-    let bar = ui.spinner(&format!("{name}: fetching metadata"));
-    let started = Instant::now();
-    let mut known: HashSet<SocketAddr> = HashSet::new();
-    let mut queue: Vec<SocketAddr> = Vec::new();
-    let mut failed: HashMap<SocketAddr, u32> = HashMap::new();
-    let mut running: JoinSet<(SocketAddr, Result<Vec<u8>>)> = JoinSet::new();
-    let mut sources_open = true;
-    let mut last_line = Instant::now() - STATUS_EVERY;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    let result = loop {
-        while running.len() < PARALLEL {
-            let Some(a) = queue.pop() else { break };
-            let s = session.clone();
-            running.spawn(async move {
-                let r = tokio::time::timeout(PEER_TIMEOUT, metadata_from_peer(&s, a, ih)).await;
-                (a, r.unwrap_or_else(|_| Err(anyhow::anyhow!("timed out"))))
-            });
-        }
-        let status = format!(
-            "{name}: fetching metadata ({} peers known, {} asking)",
-            known.len(),
-            running.len()
-        );
-        if !ui.bars() && last_line.elapsed() >= STATUS_EVERY {
-            last_line = Instant::now();
-            ui.println(&status);
-        }
-        bar.set_message(status);
-        tokio::select! {
-            _ = shutdown.cancelled() => break Err(anyhow::anyhow!("interrupted")),
-            batch = found_rx.recv(), if sources_open => match batch {
-                Some(addrs) => {
-                    for a in addrs {
-                        let a = SocketAddr::new(a.ip().to_canonical(), a.port());
-                        if a.port() == 0 || session.own_addrs().contains(a) || known.len() >= MAX_PEERS {
-                            continue;
-                        }
-                        if known.insert(a) {
-                            queue.push(a);
-                        }
-                    }
-                }
-                None => sources_open = false,
-            },
-            Some(done) = running.join_next() => match done {
-                Ok((from, Ok(info))) => {
-                    let mut peers = vec![from];
-                    peers.extend(known.iter().copied().filter(|a| *a != from));
-                    break Ok((info, peers));
-                }
-                Ok((a, Err(e))) => {
-                    tracing::debug!(peer = %a, error = %e, "no metadata from this peer");
-                    let n = failed.entry(a).or_insert(0);
-                    *n += 1;
-                    // Try again later (it may have been starting up), a few times at most.
-                    if *n < 3 {
-                        let retry = queue.clone();
-                        queue = vec![a];
-                        queue.extend(retry);
-                    }
-                }
-                Err(e) => tracing::debug!(error = %e, "metadata task failed"),
-            },
-            _ = tick.tick() => {
-                if known.is_empty() && started.elapsed() > NO_PEER_TIMEOUT {
-                    break Err(anyhow::anyhow!(
-                        "{name}: no peers found for the magnet link in {} s",
-                        NO_PEER_TIMEOUT.as_secs()
-                    ));
-                }
-                if running.is_empty() && queue.is_empty() && !sources_open {
-                    break Err(anyhow::anyhow!("{name}: no peer sent the metadata"));
-                }
-            }
-        }
-    };
-    bar.finish_and_clear();
-    running.abort_all();
-    result
-}
-
-/// Announces to the magnet's trackers now and every 30 s, sending what they return.
-async fn announce_loop(
-    session: Arc<Session>,
-    ih: InfoHash,
-    trackers: Vec<String>,
-    found: mpsc::Sender<Vec<SocketAddr>>,
-    stop: CancellationToken,
-) {
-    let http = crate::discovery::announce::http_client();
-    let req = AnnounceRequest {
-        info_hash: ih,
-        peer_id: session.peer_id,
-        port: session.port,
-        uploaded: 0,
-        downloaded: 0,
-        // The size is not known yet; anything above zero marks us as a leecher.
-        left: 1,
-        event: Event::Started,
-        compact: true,
-        no_peer_id: true,
-        numwant: Some(200),
-        key: None,
-        trackerid: None,
-        ip: None,
-    };
-    loop {
-        for url in &trackers {
-            match crate::discovery::announce::announce_once(&http, url, &req).await {
-                Ok(r) => {
-                    if found.send(r.peers).await.is_err() {
-                        return;
-                    }
-                }
-                Err(e) => tracing::info!(tracker = %url, error = %e, "announce failed"),
-            }
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(RETRY) => {}
-        }
-    }
-}
-
-/// Connects to `addr` and fetches the whole info dictionary with `ut_metadata`; checks its
-/// SHA-1 against `ih`.
-async fn metadata_from_peer(
-    session: &Arc<Session>,
-    addr: SocketAddr,
-    ih: InfoHash,
-) -> Result<Vec<u8>> {
-    let stream = transport::connect_tcp(addr).await?;
-    let peer = handshake::outgoing(stream, addr, ih, session.ours()).await?;
-    let (reserved, mut stream) = (peer.reserved, peer.stream);
-    if !reserved.extension_protocol() {
-        bail!("peer does not speak the extension protocol");
-    }
-    let hs = ExtendedHandshake {
-        m: vec![("ut_metadata".into(), OUR_UT_METADATA)],
-        v: Some(metainfo::CLIENT_VERSION.into()),
-        p: Some(session.port),
-        ..ExtendedHandshake::default()
-    };
-    let mut out = BytesMut::new();
-    if reserved.fast() {
-        // BEP 6: the first message after the handshake says what we have.
-        Message::HaveNone.encode(&mut out);
-    }
-    hs.to_message().encode(&mut out);
-    tokio::io::AsyncWriteExt::write_all(&mut stream, &out).await?;
-
-    let decoder = Decoder::default();
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    let mut fetch: Option<(Fetch, u8)> = None;
-    loop {
-        while let Some(m) = decoder.decode(&mut buf)? {
-            match m {
-                Message::Extended { id: 0, payload } => {
-                    let theirs = ExtendedHandshake::decode(&payload)?;
-                    let id = theirs
-                        .id_of("ut_metadata")
-                        .context("peer does not offer ut_metadata")?;
-                    let size = theirs.metadata_size.context("peer has no metadata yet")?;
-                    if size == 0 || size > MAX_METADATA_SIZE {
-                        bail!("metadata size {size} out of bounds");
-                    }
-                    if fetch.is_none() {
-                        let mut f = Fetch::new(size);
-                        // A few requests in flight: peers queue only a handful (libtorrent
-                        // and ours drop the excess).
-                        let mut req = BytesMut::new();
-                        while f.in_flight() < REQUEST_WINDOW {
-                            let Some(piece) = f.next_request() else { break };
-                            MetadataMsg::Request { piece }
-                                .to_message(id)
-                                .encode(&mut req);
-                        }
-                        tokio::io::AsyncWriteExt::write_all(&mut stream, &req).await?;
-                        fetch = Some((f, id));
-                    }
-                }
-                Message::Extended {
-                    id: OUR_UT_METADATA,
-                    payload,
-                } => {
-                    let Some((f, their_id)) = fetch.as_mut() else {
-                        bail!("metadata before the extension handshake");
-                    };
-                    match MetadataMsg::decode(&payload)? {
-                        Some(MetadataMsg::Data {
-                            piece,
-                            total_size,
-                            data,
-                        }) => {
-                            if let Some(info) = f.add(piece, total_size, data)? {
-                                if InfoHash(Sha1::digest(&info).into()) != ih {
-                                    bail!("metadata does not hash to the info-hash");
-                                }
-                                return Ok(info);
-                            }
-                            if let Some(piece) = f.next_request() {
-                                let mut req = BytesMut::new();
-                                MetadataMsg::Request { piece }
-                                    .to_message(*their_id)
-                                    .encode(&mut req);
-                                tokio::io::AsyncWriteExt::write_all(&mut stream, &req).await?;
-                            }
-                        }
-                        Some(MetadataMsg::Reject { piece }) => {
-                            bail!("peer rejected metadata piece {piece}")
-                        }
-                        Some(MetadataMsg::Request { .. }) | None => {}
-                    }
-                }
-                // Bitfields, HAVEs, chokes: nothing to do before we have the metadata.
-                _ => {}
-            }
-        }
-        if buf.capacity() - buf.len() < 16 * 1024 {
-            buf.reserve(64 * 1024);
-        }
-        if stream.read_buf(&mut buf).await? == 0 {
-            bail!("peer closed the connection");
-        }
-    }
-}
-
-/// Metadata pieces received so far.
-#[derive(Debug)]
-struct Fetch {
-    size: u32,
-    pieces: Vec<Option<Bytes>>,
-    have: usize,
-    /// Pieces requested so far (in order).
-    requested: u32,
-}
-
-impl Fetch {
-    fn new(size: u32) -> Fetch {
-        Fetch {
-            size,
-            pieces: vec![None; metadata_piece_count(size) as usize],
-            have: 0,
-            requested: 0,
-        }
-    }
-
-    /// The next piece to request, if any is left.
-    fn next_request(&mut self) -> Option<u32> {
-        let p = self.requested;
-        if p as usize >= self.pieces.len() {
-            return None;
-        }
-        self.requested += 1;
-        Some(p)
-    }
-
-    /// Requests not yet answered.
-    fn in_flight(&self) -> usize {
-        (self.requested as usize).saturating_sub(self.have)
-    }
-
-    /// Stores one piece; the whole dictionary once the last one is in.
-    fn add(&mut self, piece: u32, total: u32, data: Bytes) -> Result<Option<Vec<u8>>> {
-        if total != self.size {
-            bail!("metadata size changed from {} to {total}", self.size);
-        }
-        let want = metadata_piece_len(self.size, piece).context("metadata piece out of range")?;
-        if data.len() != want as usize {
-            bail!(
-                "metadata piece {piece} has {} bytes, not {want}",
-                data.len()
-            );
-        }
-        let slot = self
-            .pieces
-            .get_mut(piece as usize)
-            .context("metadata piece out of range")?;
-        if slot.is_none() {
-            *slot = Some(data);
-            self.have += 1;
-        }
-        if self.have < self.pieces.len() {
-            return Ok(None);
-        }
-        let mut info = Vec::with_capacity(self.size as usize);
-        for p in self.pieces.iter().flatten() {
-            info.extend_from_slice(p);
-        }
-        Ok(Some(info))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn pieces_assemble_in_order_and_bad_ones_are_refused() {
-        let size = 40_000u32;
-        let mut f = Fetch::new(size);
-        assert_eq!(
-            (f.next_request(), f.next_request(), f.next_request()),
-            (Some(0), Some(1), Some(2))
-        );
-        assert_eq!((f.next_request(), f.in_flight()), (None, 3));
-        let body: Vec<u8> = (0..size).map(|i| i as u8).collect();
-        let piece = |i: u32| {
-            let s = (i * 16384) as usize;
-            let e = (s + 16384).min(size as usize);
-            Bytes::copy_from_slice(&body[s..e])
-        };
-        assert!(f.add(0, size + 1, piece(0)).is_err(), "size mismatch");
-        assert!(f.add(3, size, piece(2)).is_err(), "out of range");
-        assert!(f.add(1, size, piece(2)).is_err(), "wrong length");
-        assert!(f.add(2, size, piece(2)).unwrap().is_none());
-        assert!(f.add(0, size, piece(0)).unwrap().is_none());
-        assert!(f.add(0, size, piece(0)).unwrap().is_none(), "duplicate");
-        assert_eq!(f.add(1, size, piece(1)).unwrap().unwrap(), body);
-    }
 
     #[test]
     fn built_torrent_keeps_the_info_hash() {

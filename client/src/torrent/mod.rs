@@ -296,6 +296,16 @@ impl TorrentShared {
         }
     }
 
+    /// Takes on a connection from the metadata fetch (see `session::magnet`): the engine
+    /// adopts the peer with what it said so far, and the link is registered.
+    pub fn adopt(&self, h: engine::Handover) -> Result<(PeerKey, Link), PeerError> {
+        let addr = h.addr();
+        let key = self.with_engine(|e, now| e.adopt_peer(h, now))?;
+        let link = Link::new(addr, self.cancel.child_token());
+        self.links.insert(key, link.clone());
+        Ok((key, link))
+    }
+
     /// Tells the engine how pieces came out of the disk task and gives their buffers back.
     fn report(&self, done: Vec<Done>) {
         for (piece, outcome, _) in &done {

@@ -104,7 +104,7 @@ impl Default for Config {
             max_invalid: 64,
             max_outgoing: 4 << 20,
             max_checking: 24,
-            client_version: concat!("swarm ", env!("CARGO_PKG_VERSION")).to_owned(),
+            client_version: metainfo::CLIENT_VERSION.to_owned(),
             listen_port: None,
             peer_id: None,
             private: false,
