@@ -425,3 +425,22 @@ impl TorrentShared {
         }
     }
 }
+
+/// What a torrent's display reads (progress.rs knows nothing else of it).
+impl crate::progress::Progress for TorrentShared {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn total_len(&self) -> u64 {
+        self.total_len
+    }
+
+    fn stats(&self) -> Stats {
+        TorrentShared::stats(self)
+    }
+
+    fn stopped(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+}
