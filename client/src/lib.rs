@@ -14,6 +14,7 @@ pub mod fetch;
 pub mod hash_queue;
 pub mod info;
 pub mod limit;
+pub mod logging;
 pub mod magnet;
 pub mod options;
 pub mod peers;
@@ -112,21 +113,8 @@ pub fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace(['\n', '\r'], " ")
 }
 
-/// Logs to stderr; `RUST_LOG` wins, else `-v` raises the level (warn, info, debug, trace).
+/// Logs to stderr (above the progress bars while they are drawn); `RUST_LOG` wins, else `-v`
+/// raises the level (warn, info, debug, trace). See [`logging`].
 fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    // A second initialisation (tests calling main twice) is harmless: keep the first.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: logs in files and pipes stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    logging::init(verbose);
 }
