@@ -9,7 +9,7 @@
 //!   resume data;
 //! - [`peer`]: the one connection loop, over a [`peer::Driver`];
 //! - [`net`]: transports, the handshake, rate limits; [`dht`]: the DHT node; [`progress`]:
-//!   what the user sees.
+//!   what the user sees, [`logging`]: log lines that keep out of its way.
 //!
 //! A subcommand is a variant of [`cli::Command`], its flags in `cli.rs`, a `run` in
 //! `commands/`, and an arm in [`run`].
@@ -19,6 +19,7 @@ pub mod commands;
 pub mod dht;
 pub mod discovery;
 pub mod disk;
+pub mod logging;
 pub mod net;
 pub mod peer;
 pub mod progress;
@@ -115,21 +116,8 @@ pub fn one_line(e: &anyhow::Error) -> String {
     format!("{e:#}").replace(['\n', '\r'], " ")
 }
 
-/// Logs to stderr; `RUST_LOG` wins, else `-v` raises the level (warn, info, debug, trace).
+/// Logs to stderr (above the progress bars while they are drawn); `RUST_LOG` wins, else `-v`
+/// raises the level (warn, info, debug, trace). See [`logging`].
 fn init_tracing(verbose: u8) {
-    let level = match verbose {
-        0 => "warn",
-        1 => "info",
-        2 => "debug",
-        _ => "trace",
-    };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
-    // A second initialisation (tests calling main twice) is harmless: keep the first.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        // Colour codes only on a terminal: logs in files and pipes stay plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+    logging::init(verbose);
 }

@@ -96,8 +96,7 @@ pub async fn resolve(
     let (tx, rx) = watch::channel(driver.clone());
     session.register(ih, driver);
     let tiers = magnet.trackers.iter().map(|t| vec![t.clone()]).collect();
-    let discovery =
-        session.start_swarm(ih, (discovery, inbox), tiers, false, rx, &cancel);
+    let discovery = session.start_swarm(ih, (discovery, inbox), tiers, false, rx, &cancel);
     discovery.add(direct);
 
     let name = magnet.display_name.clone().unwrap_or_else(|| ih.to_hex());

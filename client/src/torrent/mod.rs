@@ -199,7 +199,8 @@ impl TorrentShared {
     pub fn fail(&self, msg: String) {
         let mut err = self.error.lock();
         if err.is_none() {
-            tracing::error!(torrent = %self.name, error = %msg, "torrent stopped");
+            // The command prints the error itself (one `error:` line); this is for -v logs.
+            tracing::info!(torrent = %self.name, error = %msg, "torrent stopped");
             *err = Some(msg);
         }
         self.cancel.cancel();
@@ -432,5 +433,24 @@ impl Driver for TorrentShared {
     fn hand_over(&self, _key: PeerKey) -> Option<(Arc<dyn Driver>, PeerKey, Link)> {
         // A torrent keeps its connections to the end.
         None
+    }
+}
+
+/// What a torrent's display reads (progress.rs knows nothing else of it).
+impl crate::progress::Progress for TorrentShared {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn total_len(&self) -> u64 {
+        self.total_len
+    }
+
+    fn stats(&self) -> Stats {
+        self.status()
+    }
+
+    fn stopped(&self) -> CancellationToken {
+        self.cancel.clone()
     }
 }
