@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
-use engine::{PeerError, PeerKey, Upload};
+use engine::{PeerKey, Upload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use wire::Decoder;
 
 use super::upload::{read_blocks, recycle};
-use super::{Driver, Link, PeerInfo};
+use super::{ConnError, Driver, Link, PeerInfo};
 use crate::net::handshake::Handshaken;
 use crate::net::limit::Limits;
 use crate::net::transport::{ReadHalf, WriteHalf};
@@ -25,23 +25,6 @@ const BATCH: usize = 256;
 const UPLOAD_BATCH: usize = 16;
 /// Read buffer growth step.
 const READ_CHUNK: usize = 256 * 1024;
-
-/// Why a connection ended.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnError {
-    /// A socket error or EOF.
-    #[error("io: {0}")]
-    Io(#[from] std::io::Error),
-    /// Bad framing.
-    #[error("wire: {0}")]
-    Wire(#[from] wire::WireError),
-    /// The driver refused the peer or its messages.
-    #[error("{0}")]
-    Peer(#[from] PeerError),
-    /// Reading blocks to upload failed.
-    #[error("storage: {0}")]
-    Storage(String),
-}
 
 /// How one stretch of the loop ended.
 enum Stretch {

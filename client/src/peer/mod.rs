@@ -24,6 +24,23 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use wire::{Message, Reserved};
 
+/// Why a connection ended.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnError {
+    /// A socket error or EOF.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+    /// Bad framing.
+    #[error("wire: {0}")]
+    Wire(#[from] wire::WireError),
+    /// The driver refused the peer or its messages.
+    #[error("{0}")]
+    Peer(#[from] PeerError),
+    /// Reading blocks to upload failed.
+    #[error("storage: {0}")]
+    Storage(String),
+}
+
 /// Who a connection is with, as the handshake told.
 #[derive(Debug, Clone, Copy)]
 pub struct PeerInfo {

@@ -9,7 +9,7 @@ use engine::Upload;
 use storage::Storage;
 use wire::{PIECE_HEADER_LEN, piece_header};
 
-use super::connection::ConnError;
+use super::ConnError;
 
 /// Upload buffers kept for reuse by the whole process (each up to a batch of blocks with
 /// their headers, ~257 KiB): a seeder serving at full speed would otherwise zero a fresh

@@ -1,301 +1,45 @@
-//! What the user sees: indicatif bars on a terminal, a plain status line every few seconds
-//! otherwise, nothing with `--quiet`.
-//!
-//! Lines are laid out for an 80-column terminal ([`WIDTH`]): a long name is cut with an
-//! ellipsis and the least useful figures are left out until the line fits; a wider terminal
-//! shows the same line, and a narrower one cuts the message's tail (indicatif's `wide_msg`)
-//! rather than wrapping. While bars are drawn, log lines are printed above them
-//! ([`above_bars`]).
+//! How a line is laid out in [`WIDTH`] columns: bar and message styles, names cut by
+//! columns, figures dropped least useful first, compact sizes and times.
 
 use std::fmt;
-use std::io::IsTerminal;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
-use indicatif::{
-    HumanBytes, MultiProgress, ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle,
-};
-use parking_lot::Mutex;
-use tokio_util::sync::CancellationToken;
-
-/// How often bars refresh.
-const TICK: Duration = Duration::from_millis(500);
-/// How often a plain status line is printed when stdout is not a terminal.
-const PLAIN_EVERY: Duration = Duration::from_secs(5);
-
-/// A torrent as its display sees it.
-pub trait Progress: Send + Sync + 'static {
-    /// Its name.
-    fn name(&self) -> &str;
-    /// Its size in bytes.
-    fn total_len(&self) -> u64;
-    /// Its counters now.
-    fn stats(&self) -> engine::Stats;
-    /// Cancelled when it stops: the display then ends.
-    fn stopped(&self) -> CancellationToken;
-}
-
-/// The bars on the screen, if any, with the id of the [`Ui`] that drew them.
-static DRAWN: Mutex<Option<(u64, MultiProgress)>> = Mutex::new(None);
-static NEXT_UI: AtomicU64 = AtomicU64::new(0);
-
-/// Runs `print`, which writes to the terminal, with the bars taken off the screen and drawn
-/// again below what it printed; plainly when no bars are drawn.
-pub fn above_bars<R>(print: impl FnOnce() -> R) -> R {
-    // Not under DRAWN's lock: `suspend` takes the bars' own lock.
-    let drawn = DRAWN.lock().as_ref().map(|(_, multi)| multi.clone());
-    match drawn {
-        Some(multi) => multi.suspend(print),
-        None => print(),
-    }
-}
-
-/// Registers a [`Ui`]'s bars in [`DRAWN`] while any clone of it lives.
-#[derive(Debug)]
-struct Drawn(u64);
-
-impl Drawn {
-    fn register(multi: &MultiProgress) -> Self {
-        let id = NEXT_UI.fetch_add(1, Ordering::Relaxed);
-        *DRAWN.lock() = Some((id, multi.clone()));
-        Drawn(id)
-    }
-}
-
-impl Drop for Drawn {
-    fn drop(&mut self) {
-        let mut drawn = DRAWN.lock();
-        if drawn.as_ref().is_some_and(|(id, _)| *id == self.0) {
-            *drawn = None;
-        }
-    }
-}
-
-/// The display of one process.
-#[derive(Debug, Clone)]
-pub struct Ui {
-    multi: MultiProgress,
-    quiet: bool,
-    tty: bool,
-    /// Set while bars are drawn: log lines go above them.
-    _drawn: Option<Arc<Drawn>>,
-}
-
-impl Ui {
-    /// Bars when stdout is a terminal and not `quiet`.
-    pub fn new(quiet: bool) -> Self {
-        let tty = std::io::stdout().is_terminal();
-        let bars = tty && !quiet;
-        let target = if bars {
-            ProgressDrawTarget::stdout()
-        } else {
-            ProgressDrawTarget::hidden()
-        };
-        let multi = MultiProgress::with_draw_target(target);
-        let drawn = bars.then(|| Arc::new(Drawn::register(&multi)));
-        Ui {
-            multi,
-            quiet,
-            tty,
-            _drawn: drawn,
-        }
-    }
-
-    /// Bars are drawn.
-    pub fn bars(&self) -> bool {
-        self.tty && !self.quiet
-    }
-
-    /// Prints a line above the bars (or plainly), unless quiet.
-    pub fn println(&self, line: impl AsRef<str>) {
-        if self.quiet {
-            return;
-        }
-        if self.bars() {
-            let _ = self.multi.println(line.as_ref());
-        } else {
-            println!("{}", line.as_ref());
-        }
-    }
-
-    /// A bar over `total` bytes (hashing, checking).
-    pub fn bytes_bar(&self, prefix: &str, total: u64) -> ProgressBar {
-        if !self.bars() {
-            return ProgressBar::hidden();
-        }
-        let pb = self.multi.add(ProgressBar::new(total));
-        let prefix = fit_name(prefix, BYTES_NAME);
-        pb.set_style(bytes_style(cols(&prefix)));
-        pb.set_prefix(prefix);
-        pb
-    }
-
-    /// A spinner with a message (metadata fetches); hidden without bars.
-    pub fn spinner(&self, msg: &str) -> ProgressBar {
-        if !self.bars() {
-            return ProgressBar::hidden();
-        }
-        let pb = self.multi.add(ProgressBar::new_spinner());
-        // `wide_msg`: a long message is cut at the terminal's edge instead of wrapping.
-        pb.set_style(
-            ProgressStyle::with_template("{spinner:.green} {wide_msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        );
-        pb.enable_steady_tick(Duration::from_millis(200));
-        pb.set_message(msg.to_owned());
-        pb
-    }
-
-    /// Keeps a torrent's bar (or status line) current until it stops.
-    pub fn track(&self, t: Arc<dyn Progress>) -> tokio::task::JoinHandle<()> {
-        let ui = self.clone();
-        tokio::spawn(async move { ui.track_loop(t).await })
-    }
-
-    async fn track_loop(&self, t: Arc<dyn Progress>) {
-        let total = t.total_len();
-        let stopped = t.stopped();
-        let pb = if self.bars() {
-            self.multi.add(ProgressBar::new(total))
-        } else {
-            ProgressBar::hidden()
-        };
-        let bar = BarLayout::new(t.name());
-        let seeding_name = fit_name(t.name(), SEEDING_NAME);
-        // Which style the bar has: the download's (false) or the seed's (true).
-        let mut styled: Option<bool> = None;
-        let mut down = RateMeter::default();
-        let mut up = RateMeter::default();
-        let mut last_plain = Instant::now();
-        // Off a terminal only a line every PLAIN_EVERY is wanted: wake that often, not more
-        // (a `swarm seed` of a thousand torrents would otherwise wake 2,000 times a second).
-        let mut tick = tokio::time::interval(if self.bars() { TICK } else { PLAIN_EVERY });
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_seeding_line: Option<(u64, usize)> = None;
-        loop {
-            tokio::select! {
-                _ = stopped.cancelled() => break,
-                _ = tick.tick() => {}
-            }
-            let s = t.stats();
-            let now = Instant::now();
-            let f = Figures {
-                total,
-                done: total.saturating_sub(s.left),
-                down: down.update(now, s.downloaded),
-                up: up.update(now, s.uploaded),
-                uploaded: s.uploaded,
-                peers: s.peers,
-            };
-            let seeding = s.left == 0;
-            if self.bars() {
-                if styled != Some(seeding) {
-                    styled = Some(seeding);
-                    if seeding {
-                        pb.set_style(seeding_style());
-                        pb.set_prefix(seeding_name.clone());
-                    } else {
-                        pb.set_style(bar.style());
-                        pb.set_prefix(bar.name.clone());
-                    }
-                }
-                pb.set_position(f.done);
-                pb.set_message(if seeding {
-                    seeding_message(&f, WIDTH - SEEDING_GAP - cols(&seeding_name))
-                } else {
-                    bar.message(&f)
-                });
-            } else if !self.quiet && now.duration_since(last_plain) + TICK >= PLAIN_EVERY {
-                // A seed repeats its line only when something changed (bytes sent, peers).
-                if seeding {
-                    let state = (s.uploaded, s.peers);
-                    if last_seeding_line == Some(state) {
-                        continue;
-                    }
-                    last_seeding_line = Some(state);
-                }
-                last_plain = now;
-                println!("{}", plain_line(t.name(), &f));
-            }
-        }
-        pb.finish_and_clear();
-    }
-}
-
-/// Bytes/s from successive counter readings, smoothed.
-#[derive(Debug, Default)]
-struct RateMeter {
-    last: Option<(Instant, u64)>,
-    rate: f64,
-}
-
-impl RateMeter {
-    fn update(&mut self, now: Instant, total: u64) -> f64 {
-        if let Some((t, v)) = self.last {
-            let dt = now.duration_since(t).as_secs_f64();
-            if dt > 0.0 {
-                let r = total.saturating_sub(v) as f64 / dt;
-                self.rate = if self.rate == 0.0 {
-                    r
-                } else {
-                    0.6 * self.rate + 0.4 * r
-                };
-            }
-        }
-        self.last = Some((now, total));
-        self.rate
-    }
-}
-
-/// `1.0 GiB in 4.2 s (243.1 MiB/s)`.
-pub fn summary(bytes: u64, took: Duration) -> String {
-    let secs = took.as_secs_f64().max(1e-3);
-    format!(
-        "{} in {:.1} s ({}/s)",
-        HumanBytes(bytes),
-        secs,
-        HumanBytes((bytes as f64 / secs) as u64)
-    )
-}
-
-// ---- Line layout -------------------------------------------------------------------------
+use indicatif::{ProgressState, ProgressStyle};
 
 /// The terminal width lines are laid out for.
 pub const WIDTH: usize = 80;
 /// A name is never cut shorter than this; a download bar's name is cut to exactly this.
-const NAME_MIN: usize = 16;
+pub(super) const NAME_MIN: usize = 16;
 /// The shortest and longest download bar.
-const BAR_MIN: usize = 10;
-const BAR_MAX: usize = 30;
+pub(super) const BAR_MIN: usize = 10;
+pub(super) const BAR_MAX: usize = 30;
 /// Columns a message wants to show everything, a little more than the usual widest: a
 /// download's ` 42% 431 MiB/1.0 GiB ↓ 98 MiB/s ↑ 0 B/s 3 peers eta 6s` (54), a seed's
 /// `seeding ↑ 98 MiB/s 2.3 GiB sent 3 peers` (39). A name is cut to leave them room.
-const DOWNLOAD_WANTS: usize = 56;
-const SEEDING_WANTS: usize = 40;
+pub(super) const DOWNLOAD_WANTS: usize = 56;
+pub(super) const SEEDING_WANTS: usize = 40;
 /// Columns around a download bar (` [`, `] `), between name and message on a seed's line
 /// (`  `) and a plain line (`: `).
-const BAR_GAPS: usize = 4;
-const SEEDING_GAP: usize = 2;
-const PLAIN_GAP: usize = 2;
+pub(super) const BAR_GAPS: usize = 4;
+pub(super) const SEEDING_GAP: usize = 2;
+pub(super) const PLAIN_GAP: usize = 2;
 /// A hashing or checking bar's name.
-const BYTES_NAME: usize = WIDTH - BAR_GAPS - BAR_MIN - BYTES_MSG;
+pub(super) const BYTES_NAME: usize = WIDTH - BAR_GAPS - BAR_MIN - BYTES_MSG;
 /// The widest message of a hashing or checking bar: `100% 999 GiB/999 GiB 999 MiB/s eta 9h59m`.
-const BYTES_MSG: usize = 40;
+pub(super) const BYTES_MSG: usize = 40;
 /// A seed's name.
-const SEEDING_NAME: usize = WIDTH - SEEDING_GAP - SEEDING_WANTS;
+pub(super) const SEEDING_NAME: usize = WIDTH - SEEDING_GAP - SEEDING_WANTS;
 
 /// What a torrent's line shows.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Figures {
-    total: u64,
-    done: u64,
+pub(super) struct Figures {
+    pub(super) total: u64,
+    pub(super) done: u64,
     /// Bytes/s.
-    down: f64,
-    up: f64,
+    pub(super) down: f64,
+    pub(super) up: f64,
     /// Bytes sent in all.
-    uploaded: u64,
-    peers: usize,
+    pub(super) uploaded: u64,
+    pub(super) peers: usize,
 }
 
 impl Figures {
@@ -327,7 +71,7 @@ impl Figures {
 }
 
 /// `1 peer`, `3 peers`.
-fn peers(n: usize) -> String {
+pub(super) fn peers(n: usize) -> String {
     format!("{n} {}", if n == 1 { "peer" } else { "peers" })
 }
 
@@ -335,15 +79,15 @@ fn peers(n: usize) -> String {
 /// name and the bar keep their widths for the whole download, so the bar does not jump as
 /// the figures change.
 #[derive(Debug, Clone)]
-struct BarLayout {
-    name: String,
-    bar: usize,
+pub(super) struct BarLayout {
+    pub(super) name: String,
+    pub(super) bar: usize,
     /// Columns left for the message.
-    room: usize,
+    pub(super) room: usize,
 }
 
 impl BarLayout {
-    fn new(name: &str) -> Self {
+    pub(super) fn new(name: &str) -> Self {
         let name = fit_name(name, NAME_MIN);
         let used = BAR_GAPS + cols(&name);
         let bar = WIDTH
@@ -363,30 +107,30 @@ impl BarLayout {
         )
     }
 
-    fn style(&self) -> ProgressStyle {
+    pub(super) fn style(&self) -> ProgressStyle {
         ProgressStyle::with_template(&self.template())
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ")
     }
 
-    fn message(&self, f: &Figures) -> String {
+    pub(super) fn message(&self, f: &Figures) -> String {
         fit(&f.download_parts(), self.room)
     }
 }
 
-fn seeding_style() -> ProgressStyle {
+pub(super) fn seeding_style() -> ProgressStyle {
     ProgressStyle::with_template("{prefix:.bold}  {wide_msg}")
         .unwrap_or_else(|_| ProgressStyle::default_bar())
 }
 
-fn seeding_message(f: &Figures, room: usize) -> String {
+pub(super) fn seeding_message(f: &Figures, room: usize) -> String {
     fit(&f.seeding_parts(), room)
 }
 
 /// A hashing or checking bar: `checking NAME [====>     ]  42% 431 MiB/1.0 GiB 98 MiB/s eta
 /// 6s`, from indicatif's own counters (the callers only add bytes), beside a prefix of
 /// `prefix_cols` columns.
-fn bytes_style(prefix_cols: usize) -> ProgressStyle {
+pub(super) fn bytes_style(prefix_cols: usize) -> ProgressStyle {
     // The bar takes what the name leaves, so the line is WIDTH columns at most.
     let bar = WIDTH
         .saturating_sub(BAR_GAPS + BYTES_MSG + prefix_cols)
@@ -416,7 +160,7 @@ fn bytes_style(prefix_cols: usize) -> ProgressStyle {
 
 /// The plain status line printed when stdout is not a terminal: `NAME: 42% 431 MiB/1.0 GiB
 /// ↓ 98 MiB/s ↑ 0 B/s 3 peers eta 6s`, or `NAME: seeding ↑ 0 B/s 1.0 GiB sent 1 peer`.
-fn plain_line(name: &str, f: &Figures) -> String {
+pub(super) fn plain_line(name: &str, f: &Figures) -> String {
     let (parts, wants) = if f.done == f.total {
         (f.seeding_parts(), SEEDING_WANTS)
     } else {
@@ -430,20 +174,20 @@ fn plain_line(name: &str, f: &Figures) -> String {
 
 /// A piece of a message, with its rank: the highest ranks are left out first.
 #[derive(Debug, Clone)]
-struct Part {
-    rank: u8,
-    text: String,
+pub(super) struct Part {
+    pub(super) rank: u8,
+    pub(super) text: String,
 }
 
 impl Part {
-    fn new(rank: u8, text: String) -> Self {
+    pub(super) fn new(rank: u8, text: String) -> Self {
         Part { rank, text }
     }
 }
 
 /// `parts` in their order, joined by spaces, leaving out the highest ranks until the line is
 /// at most `room` columns (rank 0 stays whatever its width).
-fn fit(parts: &[Part], room: usize) -> String {
+pub(super) fn fit(parts: &[Part], room: usize) -> String {
     let width = |max_rank: u8| -> usize {
         let kept = parts.iter().filter(|p| p.rank <= max_rank);
         kept.clone().map(|p| cols(&p.text)).sum::<usize>() + kept.count().saturating_sub(1)
@@ -462,7 +206,7 @@ fn fit(parts: &[Part], room: usize) -> String {
 
 /// `name` made safe to show (control characters, such as escape sequences a torrent could
 /// carry, become `?`) and cut to `max` columns with an ellipsis.
-fn fit_name(name: &str, max: usize) -> String {
+pub(super) fn fit_name(name: &str, max: usize) -> String {
     let clean: String = name
         .chars()
         .map(|c| if c.is_control() { '?' } else { c })
@@ -486,13 +230,13 @@ fn fit_name(name: &str, max: usize) -> String {
 }
 
 /// Columns `s` takes on a terminal.
-fn cols(s: &str) -> usize {
+pub(super) fn cols(s: &str) -> usize {
     s.chars().map(char_cols).sum()
 }
 
 /// Columns a character takes: 2 for the wide East Asian scripts and emoji, else 1 (close
 /// enough for names; combining marks are rare in them).
-fn char_cols(c: char) -> usize {
+pub(super) fn char_cols(c: char) -> usize {
     match u32::from(c) {
         0x1100..=0x115F
         | 0x2E80..=0x303E
@@ -514,7 +258,7 @@ fn char_cols(c: char) -> usize {
 
 /// ` 42%` of done out of a whole, rounded down: 100% means done.
 #[derive(Debug, Clone, Copy)]
-struct Percent(u64, u64);
+pub(super) struct Percent(pub(super) u64, pub(super) u64);
 
 impl fmt::Display for Percent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -529,7 +273,7 @@ impl fmt::Display for Percent {
 /// Bytes with three significant digits and binary units, at most 7 columns: `512 B`,
 /// `9.8 KiB`, `431 MiB`, `1.0 GiB`.
 #[derive(Debug, Clone, Copy)]
-struct Bytes(u64);
+pub(super) struct Bytes(pub(super) u64);
 
 impl fmt::Display for Bytes {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -553,7 +297,7 @@ impl fmt::Display for Bytes {
 
 /// Time left, compactly: `6s`, `3m12s`, `42m`, `1h04m`, `42h`, `2d05h`, `42d`.
 #[derive(Debug, Clone, Copy)]
-struct Eta(f64);
+pub(super) struct Eta(pub(super) f64);
 
 impl fmt::Display for Eta {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -577,6 +321,9 @@ impl fmt::Display for Eta {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use indicatif::{ProgressBar, ProgressDrawTarget};
+    use parking_lot::Mutex;
+    use std::sync::Arc;
 
     const MIB: u64 = 1 << 20;
     const GIB: u64 = 1 << 30;
