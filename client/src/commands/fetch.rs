@@ -40,7 +40,8 @@ pub fn load_torrent(path: &Path) -> Result<Metainfo> {
 
 /// Runs `swarm fetch` until every torrent is complete (or `shutdown`).
 pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCode> {
-    let ui = Ui::new(args.net.quiet);
+    let settings = Settings::for_fetch(&args);
+    let ui = Ui::new(settings.quiet);
     // Check every argument before joining any swarm.
     let mut sources = Vec::new();
     for arg in &args.torrents {
@@ -50,7 +51,7 @@ pub async fn run(args: FetchArgs, shutdown: CancellationToken) -> Result<ExitCod
             Source::Torrent(Box::new(load_torrent(Path::new(arg))?))
         });
     }
-    let session = Session::start(Settings::for_fetch(&args), shutdown.clone()).await?;
+    let session = Session::start(settings, shutdown.clone()).await?;
     let out_dir =
         std::path::absolute(&args.output).with_context(|| format!("{}", args.output.display()))?;
     let mut added = Vec::new();

@@ -17,14 +17,15 @@ use crate::settings::{AddOptions, Settings};
 
 /// Runs `swarm seed` until `shutdown`.
 pub async fn run(args: SeedArgs, shutdown: CancellationToken) -> Result<ExitCode> {
-    let ui = Ui::new(args.net.quiet);
+    let settings = Settings::for_seed(&args);
+    let ui = Ui::new(settings.quiet);
     if args.torrent.is_some() && args.paths.len() != 1 {
         bail!("--torrent needs exactly one PATH");
     }
     if args.data.is_some() && args.paths.len() != 1 {
         bail!("--data needs exactly one PATH (the .torrent)");
     }
-    let session = Session::start(Settings::for_seed(&args), shutdown.clone()).await?;
+    let session = Session::start(settings, shutdown.clone()).await?;
 
     let mut trackers = args.trackers.clone();
     let needs_tracker = trackers.is_empty() && args.data.is_none() && !args.no_tracker;

@@ -6,8 +6,9 @@
 //! hands out at most `max_checking` pieces at once, so the channel never fills), runs the
 //! hashing and writing on the blocking pool (at most one job per core), and otherwise sleeps
 //! until its next deadline -- a hash batch due, a held group due, a resume save due -- or the
-//! next job. It never locks the engine: what the write-behind must know about a piece's
-//! neighbours rides on the job, and what it reports goes back through a callback.
+//! next job. It never locks the engine: which pieces are on their way (what the write-behind
+//! must know of a piece's neighbours) is mirrored into [`InProgress`], atomics the torrent
+//! updates from the engine's changes, and what it reports goes back through a callback.
 
 pub mod hash_queue;
 pub mod resume;
@@ -16,6 +17,7 @@ pub mod write_behind;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use engine::{PieceData, PieceOutcome};
@@ -45,9 +47,42 @@ pub struct Job {
     pub piece: PieceIndex,
     /// Its bytes.
     pub data: PieceData,
-    /// Which pieces of its write group ([`Disk::group_of`]) were on their way (being
-    /// downloaded or checked) when it completed: bit k is the group's k-th piece.
-    pub coming: u64,
+}
+
+/// Which pieces are on their way (being downloaded, or being checked and written): one bit a
+/// piece, set and cleared by the torrent as the engine reports changes, read by the disk's
+/// blocking jobs without any lock. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct InProgress(Arc<[AtomicU64]>);
+
+impl InProgress {
+    /// None of `pieces` pieces on their way.
+    pub fn new(pieces: u32) -> Self {
+        InProgress(
+            (0..pieces.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
+        )
+    }
+
+    /// Piece `p` is on its way (`on`) or not.
+    pub fn set(&self, p: u32, on: bool) {
+        if let Some(w) = self.0.get((p / 64) as usize) {
+            let bit = 1u64 << (p % 64);
+            if on {
+                w.fetch_or(bit, Ordering::Relaxed);
+            } else {
+                w.fetch_and(!bit, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Is piece `p` on its way?
+    pub fn has(&self, p: u32) -> bool {
+        self.0
+            .get((p / 64) as usize)
+            .is_some_and(|w| w.load(Ordering::Relaxed) & (1u64 << (p % 64)) != 0)
+    }
 }
 
 /// What a torrent's disk task works with.
@@ -71,8 +106,7 @@ pub struct DiskConfig {
 #[derive(Debug, Clone)]
 pub struct Disk {
     jobs: mpsc::Sender<Job>,
-    group: u32,
-    piece_count: u32,
+    in_progress: InProgress,
 }
 
 impl Disk {
@@ -91,10 +125,10 @@ impl Disk {
         let (tx, rx) = mpsc::channel(QUEUE);
         let disk = Disk {
             jobs: tx,
-            group: write_behind.group_len(),
-            piece_count: g.piece_count(),
+            in_progress: InProgress::new(g.piece_count()),
         };
         let shared = Arc::new(Shared {
+            in_progress: disk.in_progress.clone(),
             storage: config.storage.clone(),
             write_behind: Mutex::new(write_behind),
             write_lock: Mutex::new(()),
@@ -118,10 +152,9 @@ impl Disk {
         disk
     }
 
-    /// The pieces written together with piece `p` (its write group).
-    pub fn group_of(&self, p: u32) -> std::ops::Range<u32> {
-        let first = p / self.group * self.group;
-        first..first.saturating_add(self.group).min(self.piece_count)
+    /// Which pieces are on their way: the torrent keeps it current.
+    pub fn in_progress(&self) -> &InProgress {
+        &self.in_progress
     }
 
     /// Hands a complete piece to the task; the piece back if the task has stopped.
@@ -135,6 +168,8 @@ impl Disk {
 /// What the blocking jobs share with the task.
 struct Shared {
     storage: Arc<Storage>,
+    /// Which pieces are on their way (what a held piece may wait for).
+    in_progress: InProgress,
     /// Verified pieces waiting for their group (direct writes only).
     write_behind: Mutex<WriteBehind>,
     /// Held while a piece is written through the page cache: the jobs hash in parallel but
@@ -158,7 +193,7 @@ struct Task {
     report: Box<dyn Fn(Vec<Done>) + Send + Sync>,
     queue: HashQueue,
     /// Batches ready to hash, waiting for a free job slot.
-    batches: VecDeque<Vec<(PieceIndex, PieceData, u64)>>,
+    batches: VecDeque<Vec<(PieceIndex, PieceData)>>,
     running: JoinSet<Outcome>,
     max_jobs: usize,
     /// Pieces hashed and written (what resume data may claim after a flush).
@@ -172,8 +207,6 @@ struct Task {
 
 impl Task {
     async fn run(mut self, mut jobs: mpsc::Receiver<Job>, cancel: CancellationToken) {
-        // The neighbours-coming masks of pieces in the hash queue, by piece.
-        let mut coming: std::collections::HashMap<u32, u64> = Default::default();
         loop {
             let deadline = self.deadline();
             let sleep = async {
@@ -186,9 +219,8 @@ impl Task {
                 _ = cancel.cancelled() => break,
                 job = jobs.recv() => match job {
                     Some(j) => {
-                        coming.insert(j.piece.get(), j.coming);
                         if let Some(b) = self.queue.push(j.piece, j.data, Instant::now()) {
-                            self.batches.push_back(with_masks(b, &mut coming));
+                            self.batches.push_back(b);
                         }
                     }
                     None => break,
@@ -198,8 +230,7 @@ impl Task {
             }
             let now = Instant::now();
             if self.queue.deadline().is_some_and(|d| d <= now) {
-                let b = self.queue.take();
-                self.batches.push_back(with_masks(b, &mut coming));
+                self.batches.push_back(self.queue.take());
             }
             self.start_jobs();
             let expired = self.shared.write_behind.lock().expired(now, MAX_HOLD);
@@ -213,7 +244,7 @@ impl Task {
                 self.save();
             }
         }
-        self.stop(coming).await;
+        self.stop().await;
     }
 
     /// The next time something is due: a hash batch, a held group, a resume save.
@@ -282,10 +313,10 @@ impl Task {
     }
 
     /// At a stop: hash what is queued, finish every job, write what is held, save resume data.
-    async fn stop(mut self, mut coming: std::collections::HashMap<u32, u64>) {
+    async fn stop(mut self) {
         let rest = self.queue.take();
         if !rest.is_empty() {
-            self.batches.push_back(with_masks(rest, &mut coming));
+            self.batches.push_back(rest);
         }
         loop {
             self.start_jobs();
@@ -314,66 +345,41 @@ impl Task {
     }
 }
 
-/// A batch with each piece's neighbours-coming mask.
-fn with_masks(
-    batch: Vec<(PieceIndex, PieceData)>,
-    coming: &mut std::collections::HashMap<u32, u64>,
-) -> Vec<(PieceIndex, PieceData, u64)> {
-    batch
-        .into_iter()
-        .map(|(p, d)| {
-            let m = coming.remove(&p.get()).unwrap_or(0);
-            (p, d, m)
-        })
-        .collect()
-}
-
 impl Shared {
     /// Hashes a batch (together, where the CPU does that faster) and writes the pieces that
     /// match (now, or with their group through the write-behind): the pieces finished.
-    fn verify_and_write(&self, batch: Vec<(PieceIndex, PieceData, u64)>) -> Vec<Done> {
+    fn verify_and_write(&self, batch: Vec<(PieceIndex, PieceData)>) -> Vec<Done> {
         let layout = self.storage.layout();
         let ok = {
-            let data: Vec<&[u8]> = batch.iter().map(|(_, d, _)| &**d).collect();
-            let want: Vec<Option<[u8; 20]>> = batch
-                .iter()
-                .map(|(p, _, _)| layout.piece_hash(*p))
-                .collect();
+            let data: Vec<&[u8]> = batch.iter().map(|(_, d)| &**d).collect();
+            let want: Vec<Option<[u8; 20]>> =
+                batch.iter().map(|(p, _)| layout.piece_hash(*p)).collect();
             let want: Vec<Option<&[u8; 20]>> = want.iter().map(Option::as_ref).collect();
             let full = layout.geometry().nominal_piece_len() as usize;
             hash_queue::verify(&data, &want, full)
         };
         let mut done = Vec::with_capacity(batch.len());
-        for ((piece, data, coming), ok) in batch.into_iter().zip(ok) {
-            done.extend(self.write_verified(piece, data, coming, ok));
+        for ((piece, data), ok) in batch.into_iter().zip(ok) {
+            done.extend(self.write_verified(piece, data, ok));
         }
         done
     }
 
     /// Writes one hashed piece if it matched: the pieces that finished (none while `piece` is
     /// held for its group).
-    fn write_verified(
-        &self,
-        piece: PieceIndex,
-        data: PieceData,
-        coming: u64,
-        ok: bool,
-    ) -> Vec<Done> {
+    fn write_verified(&self, piece: PieceIndex, data: PieceData, ok: bool) -> Vec<Done> {
         let st = &self.storage;
         if !ok {
             return vec![(piece, PieceOutcome::HashFailed, Some(data))];
         }
         if st.writes_in_parallel() {
             let p = piece.get();
-            let runs = {
-                let mut wb = self.write_behind.lock();
-                let first = wb.group_of(p).start;
-                wb.add(p, data, Instant::now(), |q| {
-                    q.checked_sub(first)
-                        .filter(|k| *k < 64)
-                        .is_some_and(|k| coming & (1 << k) != 0)
-                })
-            };
+            // A neighbour is still coming if the engine has it on its way now (being
+            // downloaded, or checked in another job): read without the engine's lock.
+            let runs = self
+                .write_behind
+                .lock()
+                .add(p, data, Instant::now(), |q| self.in_progress.has(q));
             return self.write_runs(runs);
         }
         let written = {
@@ -410,5 +416,27 @@ impl Shared {
             }
         }
         done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_progress_bits_are_set_and_cleared_per_piece() {
+        let v = InProgress::new(130);
+        let seen = v.clone();
+        v.set(0, true);
+        v.set(64, true);
+        v.set(129, true);
+        v.set(500, true); // past the end: ignored
+        assert!(seen.has(0) && seen.has(64) && seen.has(129));
+        assert!(!seen.has(1) && !seen.has(63) && !seen.has(128) && !seen.has(500));
+        v.set(64, false);
+        assert!(
+            !seen.has(64) && seen.has(0),
+            "one bit cleared, its word's others kept"
+        );
     }
 }

@@ -89,6 +89,9 @@ impl std::fmt::Debug for TorrentShared {
 impl TorrentShared {
     /// Builds the torrent and starts its timer and disk tasks on `tasks`.
     pub fn start(parts: Parts, tasks: &TaskTracker) -> Arc<TorrentShared> {
+        let mut parts = parts;
+        // The disk task reads which pieces are on their way from atomics kept from this.
+        parts.engine.follow_in_progress();
         let stats = parts.engine.stats();
         let total_len = parts.engine.geometry().total_len();
         let complete = parts.engine.is_complete();
@@ -214,8 +217,11 @@ impl TorrentShared {
             let mut cell = self.engine.lock();
             let now = Instant::now();
             let r = f(&mut cell.engine, now);
+            let in_progress = self.disk.in_progress();
+            cell.engine
+                .drain_in_progress(|p, on| in_progress.set(p, on));
             while let Some(ev) = cell.engine.poll_event() {
-                events.push(self.prepare(ev, &cell.engine));
+                events.push(ev);
             }
             let next = cell.engine.poll_timeout();
             let earlier = match (next, cell.timer_at) {
@@ -237,45 +243,15 @@ impl TorrentShared {
         r
     }
 
-    /// What an event needs from the engine, taken while its lock is held.
-    fn prepare(&self, ev: Event, e: &engine::Torrent) -> Prepared {
-        match ev {
-            Event::PieceReady { piece, data } => {
-                let group = self.disk.group_of(piece.get());
-                let first = group.start;
-                let coming = group
-                    .filter(|&q| q != piece.get())
-                    .filter(|&q| {
-                        e.geometry()
-                            .piece(q)
-                            .is_some_and(|q| e.piece_in_progress(q))
-                    })
-                    .fold(0u64, |m, q| m | 1u64.checked_shl(q - first).unwrap_or(0));
-                Prepared::Disk(Job {
-                    piece,
-                    data,
-                    coming,
-                })
-            }
-            ev => Prepared::Event(ev),
-        }
-    }
-
-    fn act(&self, ev: Prepared) {
-        let ev = match ev {
-            Prepared::Disk(job) => {
-                if self.disk.send(job).is_err() && !self.cancel.is_cancelled() {
-                    self.fail("the disk task stopped or fell behind".into());
-                }
-                return;
-            }
-            Prepared::Event(ev) => ev,
-        };
+    fn act(&self, ev: Event) {
         match ev {
             Event::Wake(k) => self.links.wake(k),
             Event::Disconnect(k, why) => self.links.close(k, &why),
-            // Handled by `prepare`.
-            Event::PieceReady { .. } => {}
+            Event::PieceReady { piece, data } => {
+                if self.disk.send(Job { piece, data }).is_err() && !self.cancel.is_cancelled() {
+                    self.fail("the disk task stopped or fell behind".into());
+                }
+            }
             // The disk task keeps its own account of what resume data may claim.
             Event::PieceDone(_) => {}
             Event::Peers(addrs) => {
@@ -351,12 +327,6 @@ impl TorrentShared {
             self.with_engine(|e, now| e.handle_timeout(now));
         }
     }
-}
-
-/// An engine event, with what the disk task needs of a complete piece.
-enum Prepared {
-    Disk(Job),
-    Event(Event),
 }
 
 impl Driver for TorrentShared {

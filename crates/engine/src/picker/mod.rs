@@ -140,6 +140,10 @@ pub struct Picker {
     recent_extents: Vec<u32>,
     /// Connected peers, as last told.
     peer_count: usize,
+    /// Changes to `started` not yet taken by [`Picker::drain_started`], while someone follows
+    /// them (`None`: nobody does, nothing is kept). Drained after every engine call, so it holds
+    /// at most the pieces one call starts or finishes.
+    started_log: Option<Vec<(u32, bool)>>,
 }
 
 impl Picker {
@@ -164,6 +168,7 @@ impl Picker {
         Picker {
             availability: Availability::new(n),
             started: Bitfield::new(n),
+            started_log: None,
             slot: HashMap::new(),
             partials: Vec::new(),
             open: 0,
@@ -574,6 +579,9 @@ impl Picker {
             .push(Partial::new(p, self.geometry.block_count(p)));
         self.slot.insert(p, i as u32);
         self.started.set(p);
+        if let Some(log) = &mut self.started_log {
+            log.push((p.get(), true));
+        }
         self.downloading += 1;
         self.settle(i)
     }
@@ -597,6 +605,9 @@ impl Picker {
             self.downloading -= 1;
         }
         self.started.unset(gone.piece);
+        if let Some(log) = &mut self.started_log {
+            log.push((gone.piece.get(), false));
+        }
     }
 
     /// Moves partial `i` into the region its free-block count belongs to; returns its new index.
@@ -682,6 +693,22 @@ impl Picker {
         let i = self.settle(i);
         if idle {
             self.unstart(i);
+        }
+    }
+
+    /// Keeps the changes to which pieces are started (see [`Picker::is_started`]) for
+    /// [`Picker::drain_started`] from now on.
+    pub fn follow_started(&mut self) {
+        self.started_log.get_or_insert_with(Vec::new);
+    }
+
+    /// Hands `f` each change to which pieces are started since the last call, in order:
+    /// `(piece, started)`. Nothing unless [`Picker::follow_started`] was called.
+    pub fn drain_started(&mut self, mut f: impl FnMut(u32, bool)) {
+        if let Some(log) = &mut self.started_log {
+            for (p, on) in log.drain(..) {
+                f(p, on);
+            }
         }
     }
 

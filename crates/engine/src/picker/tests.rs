@@ -860,3 +860,32 @@ fn availability_matches_the_live_peers_through_random_events() {
         }
     }
 }
+
+#[test]
+fn followed_started_changes_come_out_in_order_and_only_when_followed() {
+    let g = geometry(8, 1);
+    let seed = bits(&g, 0..8);
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut p = Picker::new(g, Bitfield::new(8), config(0, 16));
+    // Not followed: nothing is kept.
+    let first = pick(&mut p, &seed, 1, &mut rng);
+    let mut changes = Vec::new();
+    p.drain_started(|i, on| changes.push((i, on)));
+    assert!(changes.is_empty());
+    p.follow_started();
+    let second = pick(&mut p, &seed, 1, &mut rng);
+    let (a, b) = (first[0].piece(), second[0].piece());
+    assert_eq!(
+        p.block_received(second[0]),
+        BlockReceived::Fresh {
+            piece_complete: true
+        }
+    );
+    p.piece_verified(b);
+    p.drain_started(|i, on| changes.push((i, on)));
+    assert_eq!(changes, vec![(b.get(), true), (b.get(), false)]);
+    // Drained: a second call hands out nothing; piece `a` is still started.
+    p.drain_started(|i, on| changes.push((i, on)));
+    assert_eq!(changes.len(), 2);
+    assert!(p.is_started(a) && !p.is_started(b));
+}

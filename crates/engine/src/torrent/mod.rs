@@ -318,6 +318,20 @@ impl Torrent {
         self.picker.is_started(p) && !self.picker.have().has(p)
     }
 
+    /// Keeps the changes to which pieces are in progress for
+    /// [`drain_in_progress`](Self::drain_in_progress) from now on: a shell that mirrors them
+    /// (for a disk thread that must not take the engine's lock) calls this before any peer.
+    pub fn follow_in_progress(&mut self) {
+        self.picker.follow_started();
+    }
+
+    /// Hands `f` each change to which pieces are on their way (being downloaded, or handed out
+    /// to be checked and written) since the last call, in order: `(piece, on its way)`.
+    /// A piece stops being on its way when it is written (or fails and is dropped).
+    pub fn drain_in_progress(&mut self, f: impl FnMut(u32, bool)) {
+        self.picker.drain_started(f);
+    }
+
     /// True when every piece is verified and on disk.
     pub fn is_complete(&self) -> bool {
         self.picker.is_complete()
