@@ -1,6 +1,7 @@
 //! Tracker announce and scrape, both sides, as plain data and bytes: parsing a request's raw
 //! query on the tracker, building one on the client, encoding responses straight into a buffer
-//! on the tracker and decoding them on the client (BEP 3, 7, 21, 23, 48).
+//! on the tracker and decoding them on the client (BEP 3, 7, 21, 23, 48); the UDP tracker
+//! protocol's messages in [`udp`] (BEP 15).
 //!
 //! It is not a tracker and not an HTTP client: no sockets, no clock, no peer store. Bencode
 //! reading and the `put_*` writers come from the workspace's `bencode` crate; responses are
@@ -11,6 +12,7 @@ mod announce_response;
 mod error;
 mod query;
 mod scrape;
+pub mod udp;
 
 pub use announce_request::{AnnounceRequest, Event, PARAM_BYTES_MAX, ParamBytes};
 pub use announce_response::{
