@@ -1,4 +1,4 @@
-//! Talking to HTTP trackers: started / periodic / completed / stopped announces over a
+//! Talking to HTTP and UDP trackers: started / periodic / completed / stopped announces over a
 //! swarm's tiers (BEP 12), with backoff on failure and an early announce when short of peers.
 //! The peers they return go to the swarm's discovery.
 
@@ -36,7 +36,10 @@ pub enum AnnounceError {
     /// The body is not a tracker response.
     #[error("bad response: {0}")]
     Response(#[from] tracker_proto::ResponseError),
-    /// Only UDP or other unsupported trackers are listed.
+    /// A UDP tracker (BEP 15) did not answer or answered badly.
+    #[error("UDP tracker: {0}")]
+    Udp(super::udp_tracker::UdpTrackerError),
+    /// A tracker URL of another scheme.
     #[error("unsupported tracker URL {0}")]
     Unsupported(String),
 }
@@ -52,12 +55,22 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// One announce to one URL.
+/// One announce to one URL: HTTP(S), or UDP (BEP 15, in `udp_tracker`).
 pub async fn announce_once(
     http: &reqwest::Client,
     url: &str,
     req: &AnnounceRequest,
 ) -> Result<AnnounceResponse, AnnounceError> {
+    if url.starts_with("udp://") {
+        return super::udp_tracker::announce(url, req)
+            .await
+            .map_err(|e| match e {
+                super::udp_tracker::UdpTrackerError::Tracker(reason) => {
+                    AnnounceError::Failure(reason)
+                }
+                e => AnnounceError::Udp(e),
+            });
+    }
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(AnnounceError::Unsupported(url.to_owned()));
     }
