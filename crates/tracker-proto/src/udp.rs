@@ -1,5 +1,5 @@
-//! The UDP tracker protocol (BEP 15) as bytes: connect and announce requests, their responses,
-//! and the error response, both sides.
+//! The UDP tracker protocol (BEP 15) as bytes: connect, announce and scrape requests, their
+//! responses, the error response, and BEP 41's URL data, both sides.
 //!
 //! A client sends a connect request, gets a connection id, then sends announces carrying it.
 //! Every message starts with a 32-bit action and a 32-bit transaction id chosen by the client;
@@ -13,6 +13,7 @@ use metainfo::{InfoHash, PeerId};
 
 use crate::announce_request::{AnnounceRequest, Event};
 use crate::announce_response::{AnnounceResponse, MAX_DECODED_PEERS};
+use crate::scrape::ScrapeStats;
 
 /// The magic constant of a connect request.
 pub const PROTOCOL_ID: u64 = 0x0417_2710_1980;
@@ -22,13 +23,26 @@ pub const CONNECT_LEN: usize = 16;
 pub const ANNOUNCE_REQUEST_LEN: usize = 98;
 /// Bytes of an announce response before its peers.
 pub const ANNOUNCE_RESPONSE_HEADER: usize = 20;
+/// Bytes of a scrape request before its info-hashes, and of a scrape response before its counts.
+pub const SCRAPE_HEADER: usize = 16;
+/// Most info-hashes one scrape request carries (BEP 15's figure, which keeps the response in one
+/// small datagram).
+pub const MAX_SCRAPE_HASHES: usize = 74;
+/// Most bytes of BEP 41 URL data kept from one announce request (a server reads no more).
+pub const MAX_URL_DATA: usize = 1024;
 /// Most bytes of a tracker's error message kept by [`decode_announce_response`] and
 /// [`ConnectResponse::decode`].
 pub const MAX_ERROR_MESSAGE: usize = 1024;
 
 const ACTION_CONNECT: u32 = 0;
 const ACTION_ANNOUNCE: u32 = 1;
+const ACTION_SCRAPE: u32 = 2;
 const ACTION_ERROR: u32 = 3;
+
+/// BEP 41 option types after an announce request's 98 bytes.
+const OPTION_END: u8 = 0;
+const OPTION_NOP: u8 = 1;
+const OPTION_URL_DATA: u8 = 2;
 
 /// Why a UDP tracker datagram could not be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -66,6 +80,15 @@ pub enum UdpError {
     /// An announce event other than 0 to 3 (server side).
     #[error("unknown event {0}")]
     BadEvent(u32),
+    /// A scrape request with no info-hash, or one with more than [`MAX_SCRAPE_HASHES`] to encode.
+    #[error("a scrape carries 1 to {MAX_SCRAPE_HASHES} info-hashes, not {0}")]
+    ScrapeCount(usize),
+    /// A scrape response that does not hold whole 12-byte entries.
+    #[error("scrape response of {0} bytes after its header is not whole entries")]
+    BadScrapeList(usize),
+    /// BEP 41 options that run past the datagram, or URL data past [`MAX_URL_DATA`].
+    #[error("malformed BEP 41 options")]
+    BadOptions,
 }
 
 /// The address family of the tracker, which decides the size of the peers it returns: 6 bytes
@@ -304,8 +327,52 @@ impl UdpAnnounce {
         out
     }
 
-    /// Server side: reads an announce request (BEP 41 options after byte 98 are ignored). The
-    /// connection id is returned as sent; checking it is the tracker's business.
+    /// The bytes to send with BEP 41 URL data (the tracker URL's path and query, e.g.
+    /// `/announce?passkey=x`) appended as options; empty `url_data` adds nothing. At most
+    /// [`MAX_URL_DATA`] bytes are sent (a longer path is cut there: no tracker reads more).
+    pub fn encode_with_url_data(&self, url_data: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.encode());
+        let data = url_data.get(..MAX_URL_DATA).unwrap_or(url_data);
+        if data.is_empty() {
+            return;
+        }
+        for chunk in data.chunks(255) {
+            out.push(OPTION_URL_DATA);
+            out.push(u8::try_from(chunk.len()).unwrap_or(u8::MAX));
+            out.extend_from_slice(chunk);
+        }
+        out.push(OPTION_END);
+    }
+
+    /// Server side: the BEP 41 URL data after an announce request's 98 bytes, concatenated
+    /// (empty when there are no options). NOPs are skipped, END or the datagram's end stops;
+    /// an option running past the datagram, an unknown option type, or more than
+    /// [`MAX_URL_DATA`] bytes of URL data is [`UdpError::BadOptions`].
+    pub fn url_data(b: &[u8]) -> Result<Vec<u8>, UdpError> {
+        let mut opts = b.get(ANNOUNCE_REQUEST_LEN..).unwrap_or_default();
+        let mut data = Vec::new();
+        while let Some((&kind, rest)) = opts.split_first() {
+            match kind {
+                OPTION_END => break,
+                OPTION_NOP => opts = rest,
+                OPTION_URL_DATA => {
+                    let (&len, rest) = rest.split_first().ok_or(UdpError::BadOptions)?;
+                    let chunk = rest.get(..usize::from(len)).ok_or(UdpError::BadOptions)?;
+                    if data.len() + chunk.len() > MAX_URL_DATA {
+                        return Err(UdpError::BadOptions);
+                    }
+                    data.extend_from_slice(chunk);
+                    opts = rest.get(usize::from(len)..).unwrap_or_default();
+                }
+                _ => return Err(UdpError::BadOptions),
+            }
+        }
+        Ok(data)
+    }
+
+    /// Server side: reads an announce request (BEP 41 options after byte 98 are left to
+    /// [`UdpAnnounce::url_data`]). The connection id is returned as sent; checking it is the
+    /// tracker's business.
     pub fn decode(b: &[u8]) -> Result<UdpAnnounce, UdpError> {
         short(b, ANNOUNCE_REQUEST_LEN)?;
         let action = u32_at(b, 8).unwrap_or(u32::MAX);
@@ -417,6 +484,138 @@ pub fn decode_announce_response(
         warning: None,
         peers,
     })
+}
+
+/// A scrape request (action 2): counts for up to [`MAX_SCRAPE_HASHES`] torrents.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UdpScrape {
+    /// From the connect response.
+    pub connection_id: u64,
+    /// The client's transaction id.
+    pub transaction_id: u32,
+    /// The torrents, in the order their counts come back.
+    pub info_hashes: Vec<InfoHash>,
+}
+
+impl UdpScrape {
+    /// Appends the request to `out`; 0 or more than [`MAX_SCRAPE_HASHES`] hashes is
+    /// [`UdpError::ScrapeCount`] (the caller splits a longer list into several requests).
+    pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), UdpError> {
+        let n = self.info_hashes.len();
+        if n == 0 || n > MAX_SCRAPE_HASHES {
+            return Err(UdpError::ScrapeCount(n));
+        }
+        out.extend_from_slice(&self.connection_id.to_be_bytes());
+        out.extend_from_slice(&ACTION_SCRAPE.to_be_bytes());
+        out.extend_from_slice(&self.transaction_id.to_be_bytes());
+        for h in &self.info_hashes {
+            out.extend_from_slice(h.as_bytes());
+        }
+        Ok(())
+    }
+
+    /// Server side: reads a scrape request. Bytes after the last whole info-hash are ignored;
+    /// hashes past [`MAX_SCRAPE_HASHES`] are not read; none at all is [`UdpError::ScrapeCount`].
+    pub fn decode(b: &[u8]) -> Result<UdpScrape, UdpError> {
+        short(b, SCRAPE_HEADER)?;
+        let action = u32_at(b, 8).unwrap_or(u32::MAX);
+        if action != ACTION_SCRAPE {
+            return Err(UdpError::WrongAction(action));
+        }
+        let info_hashes: Vec<InfoHash> = b
+            .get(SCRAPE_HEADER..)
+            .unwrap_or_default()
+            .chunks_exact(20)
+            .take(MAX_SCRAPE_HASHES)
+            .filter_map(|c| <[u8; 20]>::try_from(c).ok().map(InfoHash))
+            .collect();
+        if info_hashes.is_empty() {
+            return Err(UdpError::ScrapeCount(0));
+        }
+        Ok(UdpScrape {
+            connection_id: u64_at(b, 0).unwrap_or(0),
+            transaction_id: u32_at(b, 12).unwrap_or(0),
+            info_hashes,
+        })
+    }
+}
+
+/// Saturates a count into the 32 bits BEP 15 gives it.
+fn count32(n: u64) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// Server side: appends a scrape response (action 2) to `out`: for each torrent, in the
+/// request's order, seeders, completed, leechers.
+pub fn encode_scrape_response(
+    transaction_id: u32,
+    stats: impl IntoIterator<Item = ScrapeStats>,
+    out: &mut Vec<u8>,
+) {
+    out.extend_from_slice(&ACTION_SCRAPE.to_be_bytes());
+    out.extend_from_slice(&transaction_id.to_be_bytes());
+    for s in stats {
+        for v in [s.complete, s.downloaded, s.incomplete] {
+            out.extend_from_slice(&count32(v).to_be_bytes());
+        }
+    }
+}
+
+/// Reads the answer to the scrape with transaction id `tid`: one count triple per torrent, in
+/// the order asked, at most `asked` of them (extra entries are ignored; fewer is what the
+/// tracker chose to answer).
+pub fn decode_scrape_response(
+    b: &[u8],
+    tid: u32,
+    asked: usize,
+) -> Result<Vec<ScrapeStats>, UdpError> {
+    response_head(b, ACTION_SCRAPE, tid, 8)?;
+    let list = b.get(8..).unwrap_or_default();
+    if list.len() % 12 != 0 {
+        return Err(UdpError::BadScrapeList(list.len()));
+    }
+    Ok(list
+        .chunks_exact(12)
+        .take(asked.min(MAX_SCRAPE_HASHES))
+        .map(|c| {
+            let at = |i| u64::from(u32_at(c, i).unwrap_or(0));
+            ScrapeStats {
+                complete: at(0),
+                downloaded: at(4),
+                incomplete: at(8),
+            }
+        })
+        .collect())
+}
+
+/// A request as a server reads it: the action decides the kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UdpRequest {
+    /// Action 0 with the protocol id.
+    Connect(ConnectRequest),
+    /// Action 1.
+    Announce(UdpAnnounce),
+    /// Action 2.
+    Scrape(UdpScrape),
+}
+
+impl UdpRequest {
+    /// Server side: reads any request; an unknown action is [`UdpError::WrongAction`].
+    pub fn decode(b: &[u8]) -> Result<UdpRequest, UdpError> {
+        short(b, CONNECT_LEN)?;
+        match u32_at(b, 8).unwrap_or(u32::MAX) {
+            ACTION_CONNECT => ConnectRequest::decode(b).map(UdpRequest::Connect),
+            ACTION_ANNOUNCE => UdpAnnounce::decode(b).map(UdpRequest::Announce),
+            ACTION_SCRAPE => UdpScrape::decode(b).map(UdpRequest::Scrape),
+            other => Err(UdpError::WrongAction(other)),
+        }
+    }
+
+    /// The transaction id of any request, even one that fails to decode, so a server can
+    /// address its error response (None under 16 bytes).
+    pub fn transaction_id(b: &[u8]) -> Option<u32> {
+        u32_at(b, 12)
+    }
 }
 
 fn peer(c: &[u8], family: PeerFamily) -> Option<SocketAddr> {
@@ -640,6 +839,130 @@ mod tests {
         assert_eq!(r.peers.len(), MAX_DECODED_PEERS);
     }
 
+    #[test]
+    fn scrape_request_and_response() {
+        let req = UdpScrape {
+            connection_id: 0x0102_0304_0506_0708,
+            transaction_id: 9,
+            info_hashes: vec![InfoHash([1; 20]), InfoHash([2; 20])],
+        };
+        let mut b = Vec::new();
+        req.encode(&mut b).unwrap();
+        assert_eq!(b.len(), SCRAPE_HEADER + 40);
+        assert_eq!(&b[8..12], &[0, 0, 0, 2]);
+        assert_eq!(UdpScrape::decode(&b), Ok(req.clone()));
+        assert_eq!(UdpRequest::decode(&b), Ok(UdpRequest::Scrape(req)));
+        // A trailing partial hash is ignored, none at all refused.
+        b.extend_from_slice(&[7; 5]);
+        assert_eq!(UdpScrape::decode(&b).unwrap().info_hashes.len(), 2);
+        assert_eq!(
+            UdpScrape::decode(&b[..SCRAPE_HEADER + 19]),
+            Err(UdpError::ScrapeCount(0))
+        );
+        let many = UdpScrape {
+            connection_id: 1,
+            transaction_id: 1,
+            info_hashes: vec![InfoHash([3; 20]); MAX_SCRAPE_HASHES + 1],
+        };
+        assert_eq!(
+            many.encode(&mut Vec::new()),
+            Err(UdpError::ScrapeCount(MAX_SCRAPE_HASHES + 1))
+        );
+
+        let stats = [
+            ScrapeStats {
+                complete: 5,
+                downloaded: 7,
+                incomplete: 3,
+            },
+            ScrapeStats {
+                complete: u64::MAX,
+                downloaded: 0,
+                incomplete: 1,
+            },
+        ];
+        let mut r = Vec::new();
+        encode_scrape_response(9, stats, &mut r);
+        assert_eq!(r.len(), 8 + 24);
+        let got = decode_scrape_response(&r, 9, 2).unwrap();
+        assert_eq!(got[0], stats[0]);
+        assert_eq!(got[1].complete, u64::from(u32::MAX), "saturated");
+        assert_eq!(decode_scrape_response(&r, 9, 1).unwrap().len(), 1);
+        assert_eq!(
+            decode_scrape_response(&r, 8, 2),
+            Err(UdpError::WrongTransaction(9))
+        );
+        assert_eq!(
+            decode_scrape_response(&r[..r.len() - 1], 9, 2),
+            Err(UdpError::BadScrapeList(23))
+        );
+        let mut e = Vec::new();
+        encode_error(9, "not here", &mut e);
+        assert_eq!(
+            decode_scrape_response(&e, 9, 2),
+            Err(UdpError::Tracker("not here".into()))
+        );
+    }
+
+    #[test]
+    fn url_data_options_round_trip_and_bounds() {
+        let a = UdpAnnounce::from_request(&request(), 1, 2, 3);
+        let mut plain = Vec::new();
+        a.encode_with_url_data(b"", &mut plain);
+        assert_eq!(plain.len(), ANNOUNCE_REQUEST_LEN, "no options without data");
+        assert_eq!(UdpAnnounce::url_data(&plain), Ok(Vec::new()));
+
+        let long: Vec<u8> = (0..600u32).map(|i| b'a' + (i % 26) as u8).collect();
+        let mut b = Vec::new();
+        a.encode_with_url_data(&long, &mut b);
+        // 600 bytes = 255 + 255 + 90, each with a 2-byte option head, then END.
+        assert_eq!(b.len(), ANNOUNCE_REQUEST_LEN + 600 + 3 * 2 + 1);
+        assert_eq!(UdpAnnounce::url_data(&b), Ok(long));
+        assert_eq!(UdpAnnounce::decode(&b), Ok(a));
+        assert_eq!(UdpRequest::decode(&b), Ok(UdpRequest::Announce(a)));
+
+        // NOPs are skipped; the datagram's end ends the options too.
+        let mut n = plain.clone();
+        n.extend_from_slice(&[1, 1, 2, 3, b'/', b'a', b'b']);
+        assert_eq!(UdpAnnounce::url_data(&n), Ok(b"/ab".to_vec()));
+        // An option running past the end, or an unknown type, is refused.
+        let mut cut = plain.clone();
+        cut.extend_from_slice(&[2, 9, b'/']);
+        assert_eq!(UdpAnnounce::url_data(&cut), Err(UdpError::BadOptions));
+        let mut unknown = plain.clone();
+        unknown.push(7);
+        assert_eq!(UdpAnnounce::url_data(&unknown), Err(UdpError::BadOptions));
+        // More than MAX_URL_DATA in all is refused; the encoder never sends that much.
+        let mut big = plain;
+        for _ in 0..5 {
+            big.push(2);
+            big.push(255);
+            big.extend_from_slice(&[b'x'; 255]);
+        }
+        assert_eq!(UdpAnnounce::url_data(&big), Err(UdpError::BadOptions));
+        let mut capped = Vec::new();
+        a.encode_with_url_data(&[b'y'; 2000], &mut capped);
+        assert_eq!(UdpAnnounce::url_data(&capped).unwrap().len(), MAX_URL_DATA);
+    }
+
+    #[test]
+    fn request_dispatch_names_unknown_actions() {
+        let c = ConnectRequest { transaction_id: 4 }.encode();
+        assert_eq!(
+            UdpRequest::decode(&c),
+            Ok(UdpRequest::Connect(ConnectRequest { transaction_id: 4 }))
+        );
+        let mut odd = c;
+        odd[11] = 9;
+        assert_eq!(UdpRequest::decode(&odd), Err(UdpError::WrongAction(9)));
+        assert_eq!(UdpRequest::transaction_id(&odd), Some(4));
+        assert_eq!(UdpRequest::transaction_id(&odd[..15]), None);
+        assert!(matches!(
+            UdpRequest::decode(&c[..15]),
+            Err(UdpError::Short { .. })
+        ));
+    }
+
     fn event() -> impl Strategy<Value = Event> {
         prop_oneof![
             Just(Event::None),
@@ -713,6 +1036,10 @@ mod tests {
             let _ = UdpAnnounce::decode(&raw);
             let _ = decode_announce_response(&raw, tid, PeerFamily::V4);
             let _ = decode_announce_response(&raw, tid, PeerFamily::V6);
+            let _ = UdpRequest::decode(&raw);
+            let _ = UdpRequest::transaction_id(&raw);
+            let _ = UdpAnnounce::url_data(&raw);
+            let _ = decode_scrape_response(&raw, tid, 74);
         }
 
         #[test]
@@ -727,6 +1054,7 @@ mod tests {
             let _ = ConnectResponse::decode(&b, tid);
             let _ = decode_announce_response(&b, tid, PeerFamily::V4);
             let _ = decode_announce_response(&b, tid, PeerFamily::V6);
+            let _ = decode_scrape_response(&b, tid, usize::MAX);
         }
     }
 }
