@@ -113,7 +113,10 @@ async fn watch_signals(stop: tokio_util::sync::CancellationToken) {
 
 /// The error and its causes joined with ": ", on a single line.
 pub fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace(['\n', '\r'], " ")
+    // Errors quote torrent names and paths: no escape sequence of theirs reaches the terminal.
+    let mut line = String::new();
+    logging::push_clean(&mut line, &format!("{e:#}"));
+    line
 }
 
 /// Logs to stderr (above the progress bars while they are drawn); `RUST_LOG` wins, else `-v`

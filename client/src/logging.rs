@@ -144,7 +144,7 @@ fn plain_line(level: Level, f: &Fields) -> String {
 
 /// Appends `s` with line breaks and tabs as spaces and other control characters (escape
 /// sequences) as `?`.
-fn push_clean(out: &mut String, s: &str) {
+pub(crate) fn push_clean(out: &mut String, s: &str) {
     out.extend(s.chars().map(|c| match c {
         '\n' | '\r' | '\t' => ' ',
         c if c.is_control() => '?',

@@ -109,15 +109,18 @@ impl Ui {
         self.tty && !self.quiet
     }
 
-    /// Prints a line above the bars (or plainly), unless quiet.
+    /// Prints a line above the bars (or plainly), unless quiet. Control characters other than
+    /// line breaks become `?`: the lines carry torrent names and paths from files we did not
+    /// write, which must not move the cursor or recolour the terminal.
     pub fn println(&self, line: impl AsRef<str>) {
         if self.quiet {
             return;
         }
+        let line = printable(line.as_ref());
         if self.bars() {
-            let _ = self.multi.println(line.as_ref());
+            let _ = self.multi.println(&line);
         } else {
-            println!("{}", line.as_ref());
+            println!("{line}");
         }
     }
 
@@ -262,3 +265,21 @@ pub fn summary(bytes: u64, took: Duration) -> String {
 }
 
 // ---- Line layout -------------------------------------------------------------------------
+
+/// `s` with every control character but `\n` shown as `?`.
+fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printed_lines_carry_no_escape_sequences() {
+        assert_eq!(
+            super::printable("done: \u{1b}[2Jevil\u{7}\n  next\r"),
+            "done: ?[2Jevil?\n  next?"
+        );
+    }
+}
