@@ -8,6 +8,7 @@
 //! connection over to the torrent ([`Driver::hand_over`]) and the same connection goes on.
 
 pub mod connection;
+pub mod timer;
 mod upload;
 
 use std::collections::HashMap;

@@ -25,6 +25,7 @@ use super::Session;
 use super::add::{Added, Swarm};
 use crate::dht::DhtHandle;
 use crate::discovery::Discovery;
+use crate::peer::timer::{self, TimerAt};
 use crate::peer::{Driver, Link, Links, PeerInfo, PeerSink, Transfer};
 use crate::progress::Ui;
 use crate::settings::AddOptions;
@@ -78,7 +79,7 @@ pub async fn resolve(
     let m = Arc::new(MagnetShared {
         fetch: Mutex::new(FetchCell {
             fetch: MetadataFetch::new(ih, &config, rand::random(), Instant::now()),
-            timer_at: None,
+            timer_at: TimerAt::default(),
         }),
         max_peers: config.max_peers,
         links: Links::default(),
@@ -188,7 +189,7 @@ async fn wait_for_metadata(
 /// The fetch and when its timer task will next call it.
 struct FetchCell {
     fetch: MetadataFetch,
-    timer_at: Option<Instant>,
+    timer_at: TimerAt,
 }
 
 /// A magnet link's swarm before its torrent exists: the metadata fetch and its connections.
@@ -223,15 +224,7 @@ impl MagnetShared {
                 events.push(ev);
             }
             let next = cell.fetch.poll_timeout();
-            let earlier = match (next, cell.timer_at) {
-                (Some(n), Some(at)) => n < at,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            if earlier {
-                cell.timer_at = next;
-            }
-            (r, earlier)
+            (r, cell.timer_at.moved_earlier(next))
         };
         if earlier {
             self.timer.notify_one();
@@ -268,26 +261,17 @@ impl MagnetShared {
 
     /// Calls the fetch's timers when due, until its connections are handed over.
     async fn run_timer(self: Arc<Self>) {
-        loop {
-            let at = {
+        timer::run(
+            &self.phase,
+            &self.timer,
+            || {
                 let mut cell = self.fetch.lock();
                 let at = cell.fetch.poll_timeout();
-                cell.timer_at = at;
-                at
-            };
-            let due = async {
-                match at {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = self.phase.cancelled() => break,
-                _ = self.timer.notified() => continue,
-                _ = due => {}
-            }
-            self.with_fetch(|f, now| f.handle_timeout(now));
-        }
+                cell.timer_at.sleeping_until(at)
+            },
+            || self.with_fetch(|f, now| f.handle_timeout(now)),
+        )
+        .await;
     }
 }
 

@@ -24,6 +24,7 @@ use wire::Message;
 
 use crate::dht::DhtHandle;
 use crate::disk::{Disk, DiskConfig, Done, Job};
+use crate::peer::timer::{self, TimerAt};
 use crate::peer::{Driver, Link, Links, PeerInfo, PeerSink, Transfer};
 
 /// What a torrent is made of; see [`TorrentShared::start`].
@@ -53,7 +54,7 @@ pub struct Parts {
 struct Cell {
     engine: engine::Torrent,
     /// The deadline the timer task sleeps until (`None`: none).
-    timer_at: Option<Instant>,
+    timer_at: TimerAt,
 }
 
 /// The shared state of one torrent.
@@ -121,7 +122,7 @@ impl TorrentShared {
                 left_at_start: stats.left,
                 engine: Mutex::new(Cell {
                     engine: parts.engine,
-                    timer_at: None,
+                    timer_at: TimerAt::default(),
                 }),
                 storage: parts.storage,
                 links: Links::default(),
@@ -224,15 +225,7 @@ impl TorrentShared {
                 events.push(ev);
             }
             let next = cell.engine.poll_timeout();
-            let earlier = match (next, cell.timer_at) {
-                (Some(n), Some(at)) => n < at,
-                (Some(_), None) => true,
-                (None, _) => false,
-            };
-            if earlier {
-                cell.timer_at = next;
-            }
-            (r, earlier)
+            (r, cell.timer_at.moved_earlier(next))
         };
         if earlier {
             self.timer.notify_one();
@@ -305,27 +298,17 @@ impl TorrentShared {
 
     /// Calls the engine's timers when they are due; ends when the torrent stops.
     async fn run_timer(self: Arc<Self>) {
-        loop {
-            let at = {
+        timer::run(
+            &self.cancel,
+            &self.timer,
+            || {
                 let mut cell = self.engine.lock();
                 let at = cell.engine.poll_timeout();
-                cell.timer_at = at;
-                at
-            };
-            let due = async {
-                match at {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                _ = self.cancel.cancelled() => break,
-                // An engine call moved the deadline earlier: sleep again until the new one.
-                _ = self.timer.notified() => continue,
-                _ = due => {}
-            }
-            self.with_engine(|e, now| e.handle_timeout(now));
-        }
+                cell.timer_at.sleeping_until(at)
+            },
+            || self.with_engine(|e, now| e.handle_timeout(now)),
+        )
+        .await;
     }
 }
 
