@@ -94,13 +94,14 @@ impl Drop for VethPair {
 
 /// Hosts on a LAN: each host is a namespace with one interface ([`LAN_IF`]) whose other end is
 /// a port of a bridge in a namespace of its own (the hub), so nothing is added to the test
-/// machine's own network. Each host has [`Lan::addr`] (10.199.1.x/24) and [`Lan::addr6`]
-/// (fd99:199::x/64), routes 224.0.0.0/4 to its interface, and the bridge floods multicast
+/// machine's own network. Each host has [`Lan::addr`] (10.199.1.x/24) and, where the machine
+/// has IPv6, [`Lan::addr6`] (fd99:199::x/64), routes 224.0.0.0/4 to its interface, and the bridge floods multicast
 /// (no IGMP snooping: there is no querier).
 #[derive(Debug)]
 pub struct Lan {
     hub: String,
     hosts: Vec<String>,
+    ipv6: bool,
 }
 
 /// The name of each host's interface on a [`Lan`].
@@ -119,6 +120,7 @@ impl Lan {
         let mut lan = Lan {
             hub: hub.clone(),
             hosts: Vec::new(),
+            ipv6: true,
         };
         ip(&[
             "-n",
@@ -145,9 +147,10 @@ impl Lan {
             ip(&["-n", &hub, "link", "set", &port, "up"])?;
             let v4 = format!("{}/24", Lan::addr(i));
             ip(&["-n", &ns, "addr", "add", &v4, "dev", LAN_IF])?;
-            // No duplicate address detection: the address is usable at once.
+            // No duplicate address detection: the address is usable at once. A machine with
+            // IPv6 turned off has a LAN without it.
             let v6 = format!("{}/64", Lan::addr6(i));
-            ip(&["-n", &ns, "-6", "addr", "add", &v6, "dev", LAN_IF, "nodad"])?;
+            lan.ipv6 &= ip(&["-n", &ns, "-6", "addr", "add", &v6, "dev", LAN_IF, "nodad"]).is_ok();
             ip(&["-n", &ns, "link", "set", LAN_IF, "up"])?;
             ip(&["-n", &ns, "link", "set", "lo", "up"])?;
             ip(&["-n", &ns, "route", "add", "224.0.0.0/4", "dev", LAN_IF])?;
@@ -163,6 +166,11 @@ impl Lan {
     /// Host `i`'s IPv6 address: fd99:199::(i + 1).
     pub fn addr6(i: usize) -> Ipv6Addr {
         Ipv6Addr::new(0xfd99, 0x199, 0, 0, 0, 0, 0, 1 + i as u16)
+    }
+
+    /// Do the hosts have their IPv6 addresses?
+    pub fn has_ipv6(&self) -> bool {
+        self.ipv6
     }
 
     /// Host `i`'s namespace.

@@ -4,7 +4,8 @@
 //!
 //! 1. Two `swarm` processes trade a file; a listener on a third host sees the announces on the
 //!    wire, and never one for a private torrent or from a process run with `--no-lsd`.
-//! 2. libtorrent (LSD on) leeches from `swarm seed`, and `swarm fetch` leeches from libtorrent.
+//! 2. The same over IPv6 only (the ff15::efc0:988f group, ULA addresses).
+//! 3. libtorrent (LSD on) leeches from `swarm seed`, and `swarm fetch` leeches from libtorrent.
 //!
 //! Needs root for the namespaces: without it each test prints `SKIPPED ...` and passes, except
 //! under `CI=true`, where it fails. Every wait is bounded.
@@ -44,20 +45,22 @@ fn lan(test: &str, tag: char, hosts: usize) -> Result<Option<Lan>> {
     match Lan::create(tag, hosts)? {
         Ok(lan) => Ok(Some(lan)),
         Err(why) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                bail!(
-                    "{test}: cannot make network namespaces under CI=true: {}",
-                    why.0
-                );
-            }
-            let line = format!(
-                "SKIPPED {test}: cannot make network namespaces: {}\n",
-                why.0
-            );
-            let _ = std::io::stderr().write_all(line.as_bytes());
+            skip(test, &format!("cannot make network namespaces: {}", why.0))?;
             Ok(None)
         }
     }
+}
+
+/// Prints why `test` is skipped; an error under CI=true, where everything it needs is meant
+/// to be there.
+fn skip(test: &str, why: &str) -> Result<()> {
+    if std::env::var("CI").is_ok_and(|v| v == "true") {
+        bail!("{test}: {why} (CI=true)");
+    }
+    // Straight to the process's stderr: libtest captures `eprintln!`, and a skip must be seen.
+    let line = format!("SKIPPED {test}: {why}\n");
+    let _ = std::io::stderr().write_all(line.as_bytes());
+    Ok(())
 }
 
 /// `swarm ARGS` on host `i` of `lan`, with LSD on and our log filter.
@@ -303,6 +306,53 @@ fn two_swarm_peers_find_each_other_by_lsd() -> Result<()> {
         "{}",
         private_seeder.describe()
     );
+    Ok(())
+}
+
+#[test]
+fn two_swarm_peers_find_each_other_over_ipv6() -> Result<()> {
+    let test = "two_swarm_peers_find_each_other_over_ipv6";
+    let Some(lan) = lan(test, 'o', 2)? else {
+        return Ok(());
+    };
+    if !lan.has_ipv6() {
+        skip(test, "IPv6 is off on this machine")?;
+        return Ok(());
+    }
+    let tmp = tempfile::tempdir()?;
+    let logs = tmp.path().join("logs");
+    let (data, torrent) = payload(tmp.path(), 153)?;
+    // Listening on one IPv6 address each: only the IPv6 group is used.
+    let listen6 = |i: usize| format!("[{}]:0", Lan::addr6(i));
+    let seed = swarm_on(
+        &lan,
+        0,
+        &[
+            "seed",
+            s(&torrent)?,
+            "--data",
+            s(&data)?,
+            "--listen",
+            &listen6(0),
+        ],
+    )?;
+    let (_seeder, _) = start_seeder(seed, "seeder", &logs, START_TIMEOUT)?;
+    let out = tmp.path().join("fetched");
+    let fetch = swarm_on(
+        &lan,
+        1,
+        &[
+            "fetch",
+            s(&torrent)?,
+            "-o",
+            s(&out)?,
+            "--listen",
+            &listen6(1),
+        ],
+    )?;
+    let mut fetcher = Proc::spawn(fetch, "fetcher", &logs)?;
+    fetcher.wait_success(TIMEOUT)?;
+    assert_same_bytes(&data, &out.join("lan.bin"));
     Ok(())
 }
 

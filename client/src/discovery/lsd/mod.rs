@@ -64,8 +64,7 @@ impl Lsd {
         shutdown: CancellationToken,
         tasks: &TaskTracker,
     ) -> Option<Lsd> {
-        // An explicit unspecified address counts as "every address"; the default listener
-        // binds one.
+        // `local` holds the listeners' bound addresses: an unspecified one is every address.
         let sockets = match Sockets::open(local) {
             Ok(Some(s)) => s,
             Ok(None) => {
