@@ -161,6 +161,11 @@ pub struct NetArgs {
     /// Do not join the Mainline DHT (it is never used for private torrents).
     #[arg(long, env = "SWARM_NO_DHT", value_parser = clap::builder::BoolishValueParser::new())]
     pub no_dht: bool,
+    /// Do not announce torrents on the local network or take peers from such announces
+    /// (Local Service Discovery, BEP 14: UDP multicast on port 6771; never for private
+    /// torrents).
+    #[arg(long, env = "SWARM_NO_LSD", value_parser = clap::builder::BoolishValueParser::new())]
+    pub no_lsd: bool,
     /// UDP port of the DHT node (default: the same port as --listen's).
     #[arg(long, value_name = "PORT")]
     pub dht_port: Option<u16>,

@@ -26,6 +26,8 @@ pub struct Settings {
     pub engine: engine::Config,
     /// The DHT node to run (`None`: no DHT).
     pub dht: Option<DhtSettings>,
+    /// Local Service Discovery (BEP 14) on the interfaces we listen on.
+    pub lsd: bool,
     /// No progress bars or status lines.
     pub quiet: bool,
 }
@@ -50,6 +52,7 @@ impl Default for Settings {
             max_outgoing: MAX_OUTGOING,
             engine: engine::Config::default(),
             dht: None,
+            lsd: false,
             quiet: false,
         }
     }
@@ -63,6 +66,7 @@ impl Settings {
             upload_limit: net.upload_limit,
             download_limit: net.download_limit,
             quiet: net.quiet,
+            lsd: !net.no_lsd,
             ..Settings::default()
         };
         s.engine.max_peers = net.max_peers.max(1);
@@ -187,6 +191,7 @@ mod tests {
         assert_eq!(s.engine.max_peers, 20);
         assert_eq!(s.max_outgoing, 20, "never more dials than peers allowed");
         assert!(!s.engine.super_seed && s.dht.is_none());
+        assert!(s.lsd, "LSD is on unless --no-lsd");
         assert_eq!(s.upload_limit, Some(2 << 20));
         let e = s.engine_for(true, 6881, Some(6881), metainfo::PeerId([1; 20]));
         assert!(
@@ -194,5 +199,15 @@ mod tests {
             "a private torrent has no DHT port"
         );
         assert_eq!(e.listen_port, Some(6881));
+    }
+
+    #[test]
+    fn no_lsd_turns_local_discovery_off() {
+        let cli = Cli::try_parse_from(["swarm", "fetch", "x.torrent", "--no-lsd"]).unwrap();
+        let Command::Fetch(a) = cli.command else {
+            panic!("not fetch")
+        };
+        assert!(!Settings::for_fetch(&a).lsd);
+        assert!(!Settings::default().lsd, "in-process sessions opt in");
     }
 }

@@ -8,9 +8,9 @@
 //! real peers ([`peers`]) and runs our tracker in-process ([`tracker`], with [`http`] to query
 //! it). For fault scenarios: a stage of tracker + seeder ([`seeded`]), a scripted tracker
 //! ([`fake_tracker`]), resume-data readings ([`resume`]), tmpfs mounts ([`mount`]) and network
-//! namespaces joined by a veth pair ([`netns`]).
+//! namespaces joined by a veth pair or a bridge ([`netns`]).
 //! Nothing here talks to any address outside 127.0.0.0/8, except inside the namespaces
-//! [`netns`] makes (10.199.0.0/24, on a veth pair of their own).
+//! [`netns`] makes (10.199.0.0/16 and fd99:199::/64, on links of their own).
 
 pub mod bins;
 pub mod client;

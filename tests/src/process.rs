@@ -62,6 +62,11 @@ impl Proc {
         if !cmd.get_envs().any(|(k, _)| k == "SWARM_NO_DHT") {
             cmd.env("SWARM_NO_DHT", "1");
         }
+        // Nor does it multicast local service discovery announces on the machine's network,
+        // unless a test (in network namespaces of its own) asks with SWARM_NO_LSD=0.
+        if !cmd.get_envs().any(|(k, _)| k == "SWARM_NO_LSD") {
+            cmd.env("SWARM_NO_LSD", "1");
+        }
         cmd.process_group(0)
             .stdin(Stdio::null())
             .stdout(stdout)

@@ -29,8 +29,10 @@ pub async fn run(args: SeedArgs, shutdown: CancellationToken) -> Result<ExitCode
 
     let mut trackers = args.trackers.clone();
     let needs_tracker = trackers.is_empty() && args.data.is_none() && !args.no_tracker;
-    if args.no_tracker && session.dht().is_none() {
-        ui.println("warning: no tracker and no DHT; peers can only reach this seed directly");
+    if args.no_tracker && session.dht().is_none() && !session.lsd_running() {
+        ui.println(
+            "warning: no tracker, no DHT and no local discovery; peers can only reach this seed directly",
+        );
     }
     if needs_tracker {
         let url = start_embedded_tracker(&args, &session, &shutdown).await?;

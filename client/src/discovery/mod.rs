@@ -1,6 +1,6 @@
 //! Where a swarm's peers come from and who dials them: every source -- trackers
 //! ([`announce`]), the DHT ([`dht_lookup`]), peer exchange (the engine's `Event::Peers`), a
-//! magnet link's `x.pe` addresses, later local discovery -- sends addresses into one bounded
+//! magnet link's `x.pe` addresses, local service discovery ([`lsd`]) -- sends addresses into one bounded
 //! channel; one task per swarm owns the [`Candidates`](candidates::Candidates), the dialer and
 //! the count of dials in flight, and hands each connection that gets through its handshake to
 //! the swarm's current [`Driver`].
@@ -11,6 +11,7 @@
 pub mod announce;
 pub mod candidates;
 pub mod dht_lookup;
+pub mod lsd;
 pub mod udp_tracker;
 
 use std::net::SocketAddr;

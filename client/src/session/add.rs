@@ -144,6 +144,10 @@ impl Session {
         self.register(meta.info_hash, driver.clone());
         let tx = match joining {
             Joining::Running(tx) => {
+                // A magnet link's swarm was public until its metadata said otherwise (BEP 27).
+                if info.is_private() {
+                    self.leave_lsd(meta.info_hash);
+                }
                 // The metadata fetch's connections move over as they notice.
                 tx.send_replace(driver);
                 tx

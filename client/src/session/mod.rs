@@ -1,5 +1,6 @@
 //! One process's node in the BitTorrent network: our peer id, the listening sockets, the
-//! swarms by info-hash (for incoming handshakes), the DHT node, the rate limits, and every
+//! swarms by info-hash (for incoming handshakes), the DHT node, local service discovery
+//! (one LSD service for all torrents), the rate limits, and every
 //! task it spawns (tracked, and awaited at [`Session::stop`]).
 //!
 //! Adding a torrent is [`add`]; a magnet link is resolved by [`magnet`]. A swarm's peers come
@@ -24,6 +25,7 @@ use wire::Reserved;
 
 use crate::dht::{DhtConfig, DhtHandle};
 use crate::discovery::announce::{self, Identity};
+use crate::discovery::lsd::Lsd;
 use crate::discovery::{DialContext, Discovery, Inbox, OwnAddrs, dht_lookup};
 use crate::net::handshake::{self, HandshakeError, HandshakeSlots, Ours, Slot};
 use crate::net::limit::Limits;
@@ -54,6 +56,7 @@ pub struct Session {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     dht: Option<DhtHandle>,
+    lsd: Option<Lsd>,
 }
 
 /// A listening address that could not be bound.
@@ -156,6 +159,11 @@ impl Session {
             }
             None => None,
         };
+        let lsd = if settings.lsd {
+            Lsd::start(&local, port, shutdown.clone(), &tasks)
+        } else {
+            None
+        };
         let session = Arc::new(Session {
             peer_id,
             limits: Arc::new(Limits::new(settings.upload_limit, settings.download_limit)),
@@ -168,6 +176,7 @@ impl Session {
             shutdown,
             tasks,
             dht,
+            lsd,
         });
         for l in listeners {
             session.tasks.spawn(session.clone().accept_loop(l));
@@ -203,6 +212,11 @@ impl Session {
     /// The DHT node, if one runs.
     pub fn dht(&self) -> Option<&DhtHandle> {
         self.dht.as_ref()
+    }
+
+    /// Is local service discovery running?
+    pub fn lsd_running(&self) -> bool {
+        self.lsd.is_some()
     }
 
     /// The settings the session runs with.
@@ -243,7 +257,14 @@ impl Session {
         self.swarms.write().insert(ih, driver);
     }
 
-    /// Starts a swarm's discovery, announcer and DHT lookups for whatever `driver` holds now
+    /// Stops local service discovery for `ih` (a magnet link's torrent that turned out private).
+    fn leave_lsd(&self, ih: InfoHash) {
+        if let Some(lsd) = &self.lsd {
+            lsd.leave(ih);
+        }
+    }
+
+    /// Starts a swarm's discovery, announcer, DHT lookups and LSD for whatever `driver` holds now
     /// (and later); they stop with `cancel`.
     fn start_swarm(
         &self,
@@ -285,6 +306,12 @@ impl Session {
                 discovery.clone(),
                 cancel.clone(),
             ));
+        }
+        if let (Some(lsd), false) = (&self.lsd, private) {
+            self.tasks.spawn(
+                lsd.clone()
+                    .join(info_hash, discovery.clone(), cancel.clone()),
+            );
         }
         discovery
     }

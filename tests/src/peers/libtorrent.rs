@@ -33,12 +33,17 @@ pub struct LtOptions {
     pub stay: bool,
     /// Where the peer's stdout/stderr go; default: the data directory's parent.
     pub log_dir: Option<PathBuf>,
-    /// The loopback address to listen and dial from (default 127.0.0.1); the DHT uses it too.
+    /// The address to listen and dial from (default 127.0.0.1; another 127.x, or one inside
+    /// [`LtOptions::netns`]); the DHT uses it too.
     pub listen_ip: Option<Ipv4Addr>,
     /// DHT nodes to bootstrap from; empty (the default) leaves libtorrent's DHT off.
     pub dht_bootstrap: Vec<SocketAddr>,
     /// libtorrent's alerts and a progress line every second on stderr.
     pub verbose: bool,
+    /// Local service discovery on (BEP 14), announcing every 2 seconds; off by default.
+    pub lsd: bool,
+    /// Run inside this network namespace (see [`crate::netns`]).
+    pub netns: Option<String>,
 }
 
 impl Default for LtOptions {
@@ -51,6 +56,8 @@ impl Default for LtOptions {
             listen_ip: None,
             dht_bootstrap: Vec::new(),
             verbose: false,
+            lsd: false,
+            netns: None,
         }
     }
 }
@@ -131,7 +138,10 @@ impl LibtorrentPeer {
     ) -> Result<Self> {
         let python = located(Program::Libtorrent)?;
         std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
-        let mut cmd = Command::new(python);
+        let mut cmd = match &opts.netns {
+            Some(ns) => crate::netns::in_ns(ns, &python),
+            None => Command::new(python),
+        };
         cmd.arg(SCRIPT)
             .arg(mode)
             .arg(torrent)
@@ -151,6 +161,9 @@ impl LibtorrentPeer {
         }
         if opts.verbose {
             cmd.arg("--verbose");
+        }
+        if opts.lsd {
+            cmd.arg("--lsd");
         }
         let log_dir = opts.log_dir.clone().unwrap_or_else(|| default_log_dir(dir));
         let proc = Proc::spawn(cmd, &format!("libtorrent-{mode}-{port}"), &log_dir)?;
