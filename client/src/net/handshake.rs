@@ -175,7 +175,7 @@ pub async fn connect(
         Encryption::Require => attempt(Reached::Encrypted, mse::Methods::RC4).await,
         Encryption::Allow => {
             let first = memory.get(addr).unwrap_or(Reached::Plaintext);
-            let r = match attempt(first, mse::Methods::BOTH).await {
+            match attempt(first, mse::Methods::BOTH).await {
                 Err(HandshakeError::Io(_) | HandshakeError::Encryption(_)) => {
                     let other = match first {
                         Reached::Plaintext => Reached::Encrypted,
@@ -187,8 +187,7 @@ pub async fn connect(
                         .inspect(|_| memory.set(addr, other))
                 }
                 r => r.inspect(|_| memory.set(addr, first)),
-            };
-            r
+            }
         }
     }
 }
