@@ -39,6 +39,9 @@ pub struct LtOptions {
     pub dht_bootstrap: Vec<SocketAddr>,
     /// libtorrent's alerts and a progress line every second on stderr.
     pub verbose: bool,
+    /// MSE/PE: `None` libtorrent's default (either, plaintext preferred); `Some(true)` forced
+    /// both ways with RC4 only (`pe_forced`, `allowed_enc_level` = rc4); `Some(false)` never.
+    pub encryption: Option<bool>,
 }
 
 impl Default for LtOptions {
@@ -51,6 +54,7 @@ impl Default for LtOptions {
             listen_ip: None,
             dht_bootstrap: Vec::new(),
             verbose: false,
+            encryption: None,
         }
     }
 }
@@ -152,6 +156,11 @@ impl LibtorrentPeer {
         if opts.verbose {
             cmd.arg("--verbose");
         }
+        match opts.encryption {
+            Some(true) => cmd.args(["--encryption", "forced"]),
+            Some(false) => cmd.args(["--encryption", "disabled"]),
+            None => &mut cmd,
+        };
         let log_dir = opts.log_dir.clone().unwrap_or_else(|| default_log_dir(dir));
         let proc = Proc::spawn(cmd, &format!("libtorrent-{mode}-{port}"), &log_dir)?;
         Ok(LibtorrentPeer { proc, port, ip })
