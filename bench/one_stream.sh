@@ -18,6 +18,9 @@
 #   OUT=FILE   also write one line per pairing: "pair wall cpu rss_kib runs..." (medians)
 #   NO_BUILD=1 use the release binaries already built (CARGO_TARGET_DIR is honoured)
 #   SEED_FLAGS extra flags for our seeder (e.g. --no-super-seed)
+#   A pairing ending in "+enc" (ours-ours+enc, lt-lt+enc, ours-lt+enc, lt-ours+enc) runs with
+#   MSE/PE required on both ends: ours `--encryption require`, libtorrent pe_forced with RC4
+#   only (bench/encryption.sh runs those next to plaintext).
 #
 # Nothing is dropped from the page cache: the source file stays cached between runs, as in a
 # seeder that serves a popular file. The leecher's output directory is deleted before each run.
@@ -116,13 +119,15 @@ start_seeder() {
     LOG="$WORK/seed-$kind.log"
     case $kind in
     ours)
-        spawn "$SWARM" seed "$TORRENT" --data "$DATA" --listen "127.0.0.1:$port" ${SEED_FLAGS:-}
+        # shellcheck disable=SC2086
+        spawn "$SWARM" seed "$TORRENT" --data "$DATA" --listen "127.0.0.1:$port" ${SEED_FLAGS:-} \
+            ${ENC:+--encryption require}
         SEEDER=$SPAWNED
         wait_line "listening on port" 300 "$LOG"
         ;;
     lt)
         spawn "$PYTHON" "$LT_PEER" seed "$TORRENT" "$WORK/seed" --port "$port" --timeout 7200 \
-            ${DIAL:+--connect "127.0.0.1:$DIAL"}
+            ${DIAL:+--connect "127.0.0.1:$DIAL"} ${ENC:+--encryption forced}
         SEEDER=$SPAWNED
         wait_line "^seeding" 300 "$LOG"
         ;;
@@ -156,11 +161,11 @@ run_leecher() {
     case $kind in
     ours)
         "$TIME" -v -o "$timing" "$SWARM" fetch "$TORRENT" -o "$dir" --listen "127.0.0.1:$port" \
-            -q >"$LOG" 2>&1
+            -q ${ENC:+--encryption require} >"$LOG" 2>&1
         ;;
     lt)
         "$TIME" -v -o "$timing" "$PYTHON" "$LT_PEER" leech "$TORRENT" "$dir" --port "$port" \
-            --timeout 300 >"$LOG" 2>&1
+            --timeout 300 ${ENC:+--encryption forced} >"$LOG" 2>&1
         ;;
     aria2)
         # shellcheck disable=SC2046
@@ -225,6 +230,11 @@ name() {
 # stopped after it (a Transmission seeder did not serve a second leecher anyway).
 run_pair() {
     local pair=$1 results="$WORK/results-$1.txt" seeder leecher
+    ENC=
+    if [[ $pair == *+enc ]]; then
+        ENC=1
+        pair=${pair%+enc}
+    fi
     if [[ $pair == ceiling ]]; then
         run_ceiling "$results"
         return
@@ -237,7 +247,7 @@ run_pair() {
         return
     fi
     start_seeder "$seeder"
-    try_leecher "$leecher" "$results" || FAILED[$pair]=$((${FAILED[$pair]:-0} + 1))
+    try_leecher "$leecher" "$results" || FAILED[$1]=$((${FAILED[$1]:-0} + 1))
     stop "$SEEDER"
     [[ $seeder == tr ]] && rm -rf "$WORK/tr-seed"
     return 0
@@ -261,14 +271,18 @@ for pair in $PAIRS; do
     if [[ $pair == ceiling ]]; then
         label="ceiling (read -> TCP -> SHA-1 -> pwrite)"
     else
-        seeder=${pair%-*}
-        leecher=${pair#*-}
+        enc=
+        [[ $pair == *+enc ]] && enc=" (RC4 required)"
+        seeder=${pair%+enc}
+        seeder=${seeder%-*}
+        leecher=${pair%+enc}
+        leecher=${leecher#*-}
         if [[ ! -s $results ]]; then
             printf '| %s -> %s | failed | | | | %s failed runs |\n' "$(name "$seeder")" \
                 "$(name "$leecher")" "${FAILED[$pair]:-0}"
             continue
         fi
-        label="$(name "$seeder") -> $(name "$leecher")"
+        label="$(name "$seeder") -> $(name "$leecher")$enc"
     fi
     wall=$(median 1 "$results")
     cpu=$(median 2 "$results")

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use clap::{ArgAction, Args, Parser, Subcommand, ValueEnum};
 
 use crate::size::{parse_piece_size, parse_size as parse_rate};
 
@@ -169,10 +169,26 @@ pub struct NetArgs {
     /// UDP port of the DHT node (default: the same port as --listen's).
     #[arg(long, value_name = "PORT")]
     pub dht_port: Option<u16>,
+    /// Message stream encryption (MSE/PE) with peers: `off` never (encrypted peers are
+    /// refused), `allow` plaintext first and encrypted when a peer wants it, `require` RC4
+    /// always (plaintext peers are refused).
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = EncryptionArg::Allow)]
+    pub encryption: EncryptionArg,
     /// DHT node to bootstrap from, HOST:PORT (repeatable; default: dht.libtorrent.org:25401,
     /// dht.transmissionbt.com:6881, router.bittorrent.com:6881).
     #[arg(long = "bootstrap", value_name = "HOST:PORT")]
     pub bootstrap: Vec<String>,
+}
+
+/// Values of `--encryption`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EncryptionArg {
+    /// Never encrypt; refuse encrypted peers.
+    Off,
+    /// Plaintext first, encrypted when a peer wants it.
+    Allow,
+    /// Always RC4; refuse plaintext peers.
+    Require,
 }
 
 #[cfg(test)]

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 
 use storage::Mode;
 
-use crate::cli::{FetchArgs, NetArgs, SeedArgs};
+use crate::cli::{EncryptionArg, FetchArgs, NetArgs, SeedArgs};
+use crate::net::encryption::Encryption;
 
 /// Peers dialed per torrent unless `--max-peers` is lower.
 const MAX_OUTGOING: usize = 50;
@@ -30,6 +31,8 @@ pub struct Settings {
     pub lsd: bool,
     /// No progress bars or status lines.
     pub quiet: bool,
+    /// MSE/PE: never, when a peer wants it, or always.
+    pub encryption: Encryption,
 }
 
 /// What the DHT node of a session should do.
@@ -54,6 +57,7 @@ impl Default for Settings {
             dht: None,
             lsd: false,
             quiet: false,
+            encryption: Encryption::default(),
         }
     }
 }
@@ -67,6 +71,11 @@ impl Settings {
             download_limit: net.download_limit,
             quiet: net.quiet,
             lsd: !net.no_lsd,
+            encryption: match net.encryption {
+                EncryptionArg::Off => Encryption::Off,
+                EncryptionArg::Allow => Encryption::Allow,
+                EncryptionArg::Require => Encryption::Require,
+            },
             ..Settings::default()
         };
         s.engine.max_peers = net.max_peers.max(1);
@@ -182,6 +191,8 @@ mod tests {
             "--no-dht",
             "--upload-limit",
             "2M",
+            "--encryption",
+            "require",
         ])
         .unwrap();
         let Command::Seed(a) = cli.command else {
@@ -193,6 +204,7 @@ mod tests {
         assert!(!s.engine.super_seed && s.dht.is_none());
         assert!(s.lsd, "LSD is on unless --no-lsd");
         assert_eq!(s.upload_limit, Some(2 << 20));
+        assert_eq!(s.encryption, Encryption::Require);
         let e = s.engine_for(true, 6881, Some(6881), metainfo::PeerId([1; 20]));
         assert!(
             e.private && e.dht_port.is_none(),

@@ -11,6 +11,7 @@ pub mod bencode;
 pub mod engine_peer;
 pub mod krpc;
 pub mod magnet;
+pub mod mse_responder;
 pub mod resume;
 pub mod torrent;
 pub mod tracker_query;

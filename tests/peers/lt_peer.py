@@ -77,6 +77,12 @@ def parse_args(argv):
         peer.add_argument("--lsd", action="store_true")
         peer.add_argument("--upload-limit", type=int, default=0, metavar="BYTES_PER_S")
         peer.add_argument("--super-seed", action="store_true", help="super-seed (BEP 16)")
+        peer.add_argument(
+            "--encryption",
+            choices=["enabled", "forced", "disabled"],
+            default="enabled",
+            help="MSE/PE both ways: libtorrent's default, forced with RC4 only, or never",
+        )
     return parser.parse_args(argv)
 
 
@@ -161,6 +167,23 @@ def limit_upload(session, rate):
     session.set_peer_class_filter(everyone)
 
 
+def set_encryption(session, mode):
+    """MSE/PE policy of both directions (in_enc_policy, out_enc_policy, allowed_enc_level)."""
+    policy = {
+        "enabled": lt.enc_policy.pe_enabled,
+        "forced": lt.enc_policy.pe_forced,
+        "disabled": lt.enc_policy.pe_disabled,
+    }[mode]
+    level = lt.enc_level.rc4 if mode == "forced" else lt.enc_level.both
+    session.apply_settings(
+        {
+            "in_enc_policy": int(policy),
+            "out_enc_policy": int(policy),
+            "allowed_enc_level": int(level),
+        }
+    )
+
+
 def join_dht(session, nodes):
     """Turns the DHT on, bootstrapping from `nodes` (`IP:PORT` strings).
 
@@ -218,6 +241,7 @@ def run_peer(args):
         limit_upload(session, args.upload_limit)
     if args.lsd:
         enable_lsd(session)
+    set_encryption(session, args.encryption)
     params = torrent_params(args.torrent)
     params.save_path = args.dir
     if args.super_seed:

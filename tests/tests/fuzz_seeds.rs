@@ -14,6 +14,8 @@ mod engine_peer;
 mod krpc;
 #[path = "../../fuzz/src/magnet.rs"]
 mod magnet;
+#[path = "../../fuzz/src/mse_responder.rs"]
+mod mse_responder;
 #[path = "../../fuzz/src/resume.rs"]
 mod resume;
 #[path = "../../fuzz/src/torrent.rs"]
@@ -103,4 +105,9 @@ fn engine_peer_seeds() {
 #[test]
 fn krpc_seeds() {
     replay("krpc", krpc::run);
+}
+
+#[test]
+fn mse_responder_seeds() {
+    replay("mse_responder", mse_responder::run);
 }

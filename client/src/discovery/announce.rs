@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracker_proto::{AnnounceRequest, AnnounceResponse, Event, ParamBytes};
 
 use super::Discovery;
+use crate::net::encryption::Encryption;
 use crate::peer::Driver;
 
 /// Most bytes read from a tracker response.
@@ -55,11 +56,13 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
-/// One announce to one URL: HTTP(S), or UDP (BEP 15, in `udp_tracker`).
+/// One announce to one URL: HTTP(S), or UDP (BEP 15, in `udp_tracker`); `crypto` is appended
+/// to an HTTP query (`Encryption::announce_param`).
 pub async fn announce_once(
     http: &reqwest::Client,
     url: &str,
     req: &AnnounceRequest,
+    crypto: &str,
 ) -> Result<AnnounceResponse, AnnounceError> {
     if url.starts_with("udp://") {
         return super::udp_tracker::announce(url, req)
@@ -75,7 +78,7 @@ pub async fn announce_once(
         return Err(AnnounceError::Unsupported(url.to_owned()));
     }
     let sep = if url.contains('?') { '&' } else { '?' };
-    let full = format!("{url}{sep}{}", req.to_query());
+    let full = format!("{url}{sep}{}{crypto}", req.to_query());
     let mut resp = http
         .get(&full)
         .send()
@@ -122,6 +125,8 @@ pub struct Identity {
     pub peer_id: PeerId,
     /// The port peers reach us on.
     pub port: u16,
+    /// `--encryption`, said to HTTP trackers (`supportcrypto` / `requirecrypto`).
+    pub encryption: Encryption,
 }
 
 /// The announce loop of one swarm; ends with a `stopped` announce when `cancel` fires. Its
@@ -185,7 +190,7 @@ pub async fn run(
             }
         }
         let req = request(&me, &**driver.borrow(), event, key);
-        match announce_tiers(&http, &mut tiers, &req).await {
+        match announce_tiers(&http, &mut tiers, &req, me.encryption.announce_param()).await {
             Ok(resp) => {
                 failures = 0;
                 let n = resp.peers.len();
@@ -232,11 +237,18 @@ pub async fn run(
         let d = driver.borrow().clone();
         if unreported {
             let req = request(&me, &*d, Event::Completed, key);
-            let _ =
-                tokio::time::timeout(STOP_TIMEOUT, announce_tiers(&http, &mut tiers, &req)).await;
+            let _ = tokio::time::timeout(
+                STOP_TIMEOUT,
+                announce_tiers(&http, &mut tiers, &req, me.encryption.announce_param()),
+            )
+            .await;
         }
         let req = request(&me, &*d, Event::Stopped, key);
-        let _ = tokio::time::timeout(STOP_TIMEOUT, announce_tiers(&http, &mut tiers, &req)).await;
+        let _ = tokio::time::timeout(
+            STOP_TIMEOUT,
+            announce_tiers(&http, &mut tiers, &req, me.encryption.announce_param()),
+        )
+        .await;
     }
 }
 
@@ -270,12 +282,13 @@ async fn announce_tiers(
     http: &reqwest::Client,
     tiers: &mut [Vec<String>],
     req: &AnnounceRequest,
+    crypto: &str,
 ) -> Result<AnnounceResponse, AnnounceError> {
     let mut last_err = None;
     for tier in tiers.iter_mut() {
         for i in 0..tier.len() {
             let url = tier[i].clone();
-            match announce_once(http, &url, req).await {
+            match announce_once(http, &url, req, crypto).await {
                 Ok(r) => {
                     let u = tier.remove(i);
                     tier.insert(0, u);

@@ -26,9 +26,9 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use self::candidates::{Candidates, USEFUL_CONNECTION};
-use crate::net::handshake::{self, HANDSHAKE_TIMEOUT, Ours};
+use crate::net::encryption::{CryptoMemory, Encryption};
+use crate::net::handshake::{self, Ours};
 use crate::net::limit::Limits;
-use crate::net::transport;
 use crate::peer::{Driver, PeerSink, connection};
 
 /// Dials in flight per swarm.
@@ -76,6 +76,10 @@ pub struct DialContext {
     pub own: OwnAddrs,
     /// Connections wanted (dialing stops there).
     pub max_outgoing: usize,
+    /// `--encryption`: how peers are dialed.
+    pub encryption: Encryption,
+    /// Which peers were reached encrypted or not (process-wide).
+    pub crypto_memory: Arc<CryptoMemory>,
     /// Stops the swarm.
     pub cancel: CancellationToken,
 }
@@ -250,12 +254,13 @@ async fn dial(
     dialing: &AtomicUsize,
     a: SocketAddr,
 ) -> bool {
-    let attempt = async {
-        let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, transport::connect_tcp(a))
-            .await
-            .map_err(|_| handshake::HandshakeError::Timeout)??;
-        handshake::outgoing(stream, a, ctx.info_hash, ctx.ours).await
-    };
+    let attempt = handshake::connect(
+        a,
+        ctx.info_hash,
+        ctx.ours,
+        ctx.encryption,
+        &ctx.crypto_memory,
+    );
     let r = tokio::select! {
         r = attempt => Some(r),
         _ = ctx.cancel.cancelled() => None,

@@ -1,10 +1,12 @@
 //! The network edge of a peer connection, below the BitTorrent protocol: the byte streams a
-//! peer is reached over ([`transport`]), the handshake that turns one into a BitTorrent peer
-//! ([`handshake`]), and the process-wide rate limits ([`limit`]).
+//! peer is reached over ([`transport`]), MSE/PE encryption around them ([`encryption`]), the
+//! handshake that turns one into a BitTorrent peer ([`handshake`]), and the process-wide rate
+//! limits ([`limit`]).
 //!
 //! Nothing here knows torrents or the engine: the handshake asks its caller whether an
 //! info-hash is served, and hands back a [`handshake::Handshaken`] stream.
 
+pub mod encryption;
 pub mod handshake;
 pub mod limit;
 pub mod transport;

@@ -27,6 +27,7 @@ use crate::dht::{DhtConfig, DhtHandle};
 use crate::discovery::announce::{self, Identity};
 use crate::discovery::lsd::Lsd;
 use crate::discovery::{DialContext, Discovery, Inbox, OwnAddrs, dht_lookup};
+use crate::net::encryption::CryptoMemory;
 use crate::net::handshake::{self, HandshakeError, HandshakeSlots, Ours, Slot};
 use crate::net::limit::Limits;
 use crate::net::transport;
@@ -52,6 +53,11 @@ pub struct Session {
     files: storage::HandlePool,
     /// What answers for each info-hash: a torrent, or a magnet link's metadata fetch.
     swarms: RwLock<HashMap<InfoHash, Arc<dyn Driver>>>,
+    /// The same swarms by HASH('req2', info-hash), for incoming MSE/PE handshakes (one lookup
+    /// per connection, not one hash per torrent); kept with `swarms`.
+    req2: RwLock<HashMap<[u8; 20], InfoHash>>,
+    /// Which peers were reached encrypted or not, for every swarm's dialer.
+    crypto_memory: Arc<CryptoMemory>,
     slots: HandshakeSlots,
     shutdown: CancellationToken,
     tasks: TaskTracker,
@@ -172,6 +178,8 @@ impl Session {
             local,
             files: storage::HandlePool::new(MAX_OPEN_FILES),
             swarms: RwLock::new(HashMap::new()),
+            req2: RwLock::new(HashMap::new()),
+            crypto_memory: Arc::default(),
             slots: HandshakeSlots::default(),
             shutdown,
             tasks,
@@ -255,6 +263,7 @@ impl Session {
     /// Makes `driver` answer incoming handshakes for `ih`.
     fn register(&self, ih: InfoHash, driver: Arc<dyn Driver>) {
         self.swarms.write().insert(ih, driver);
+        self.req2.write().insert(mse::req2(&ih.0), ih);
     }
 
     /// Stops local service discovery for `ih` (a magnet link's torrent that turned out private).
@@ -281,6 +290,8 @@ impl Session {
             limits: self.limits.clone(),
             own: self.own_addrs(),
             max_outgoing: self.settings.max_outgoing,
+            encryption: self.settings.encryption,
+            crypto_memory: self.crypto_memory.clone(),
             cancel: cancel.clone(),
         };
         discovery.run(inbox, ctx, driver.clone(), &self.tasks);
@@ -288,6 +299,7 @@ impl Session {
             info_hash,
             peer_id: self.peer_id,
             port: self.port,
+            encryption: self.settings.encryption,
         };
         self.tasks.spawn(announce::run(
             tiers,
@@ -355,20 +367,22 @@ impl Session {
             }
         };
         let mut driver = None;
-        let peer = handshake::incoming(stream, addr, |ih, ip| {
-            let d = self
-                .swarms
-                .read()
-                .get(ih)
-                .cloned()
-                .ok_or(HandshakeError::Refused("unknown info-hash"))?;
-            if !d.accepts(ip) {
-                return Err(HandshakeError::Refused("banned or full"));
-            }
-            driver = Some(d);
-            Ok(self.ours())
-        })
-        .await;
+        let lookup = |h: &[u8; 20]| self.req2.read().get(h).map(|ih| ih.0);
+        let peer =
+            handshake::incoming(stream, addr, self.settings.encryption, &lookup, |ih, ip| {
+                let d = self
+                    .swarms
+                    .read()
+                    .get(ih)
+                    .cloned()
+                    .ok_or(HandshakeError::Refused("unknown info-hash"))?;
+                if !d.accepts(ip) {
+                    return Err(HandshakeError::Refused("banned or full"));
+                }
+                driver = Some(d);
+                Ok(self.ours())
+            })
+            .await;
         drop(slot);
         match (peer, driver) {
             (Ok(peer), Some(d)) => {

@@ -44,6 +44,9 @@ pub struct LtOptions {
     pub lsd: bool,
     /// Run inside this network namespace (see [`crate::netns`]).
     pub netns: Option<String>,
+    /// MSE/PE: `None` libtorrent's default (either, plaintext preferred); `Some(true)` forced
+    /// both ways with RC4 only (`pe_forced`, `allowed_enc_level` = rc4); `Some(false)` never.
+    pub encryption: Option<bool>,
 }
 
 impl Default for LtOptions {
@@ -58,6 +61,7 @@ impl Default for LtOptions {
             verbose: false,
             lsd: false,
             netns: None,
+            encryption: None,
         }
     }
 }
@@ -165,6 +169,11 @@ impl LibtorrentPeer {
         if opts.lsd {
             cmd.arg("--lsd");
         }
+        match opts.encryption {
+            Some(true) => cmd.args(["--encryption", "forced"]),
+            Some(false) => cmd.args(["--encryption", "disabled"]),
+            None => &mut cmd,
+        };
         let log_dir = opts.log_dir.clone().unwrap_or_else(|| default_log_dir(dir));
         let proc = Proc::spawn(cmd, &format!("libtorrent-{mode}-{port}"), &log_dir)?;
         Ok(LibtorrentPeer { proc, port, ip })
