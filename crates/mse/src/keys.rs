@@ -1,9 +1,9 @@
 //! What both sides derive from the shared secret S and the torrent's info-hash (SKEY): the
 //! synchronisation hashes and the RC4 keys.
 
-use rc4::{KeyInit, Rc4, StreamCipher, consts::U20};
 use sha1::{Digest, Sha1};
 
+use crate::arc4::Rc4;
 use crate::dh::PUBLIC_KEY_LEN;
 
 /// Keystream bytes thrown away after keying RC4, as the spec asks.
@@ -44,7 +44,7 @@ pub fn rc4_key(initiator: bool, s: &[u8; PUBLIC_KEY_LEN], skey: &[u8; 20]) -> [u
 }
 
 /// One direction of an RC4 stream, keyed and past the discarded first 1024 bytes.
-pub struct Cipher(Rc4<U20>);
+pub struct Cipher(Rc4);
 
 impl std::fmt::Debug for Cipher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,9 +55,9 @@ impl std::fmt::Debug for Cipher {
 impl Cipher {
     /// RC4 keyed with `key`, the first [`RC4_DISCARD`] bytes of keystream thrown away.
     pub fn new(key: &[u8; 20]) -> Cipher {
-        let mut rc4 = Rc4::<U20>::new(key.into());
+        let mut rc4 = Rc4::new(key);
         let mut discard = [0u8; RC4_DISCARD];
-        rc4.apply_keystream(&mut discard);
+        rc4.apply(&mut discard);
         Cipher(rc4)
     }
 
@@ -68,6 +68,6 @@ impl Cipher {
 
     /// Encrypts (or decrypts: the same) `data` in place, advancing the stream.
     pub fn apply(&mut self, data: &mut [u8]) {
-        self.0.apply_keystream(data);
+        self.0.apply(data);
     }
 }

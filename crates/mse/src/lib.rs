@@ -19,12 +19,14 @@
 //! `19 "BitTorrent protocol"`), deadlines, and the encrypted stream itself (the caller wraps its
 //! transport in the two [`Cipher`]s).
 
+mod arc4;
 mod dh;
 mod error;
 mod initiator;
 mod keys;
 mod responder;
 
+pub use arc4::Rc4;
 pub use dh::{PRIVATE_KEY_LEN, PUBLIC_KEY_LEN, PrivateKey};
 pub use error::MseError;
 pub use initiator::Initiator;

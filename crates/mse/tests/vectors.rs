@@ -3,8 +3,9 @@
 
 #![allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
 
-use mse::{Cipher, PrivateKey, RC4_DISCARD, rc4_key, req1, req2, req3};
-use rc4::{KeyInit, Rc4, StreamCipher, consts::U16};
+use mse::{Cipher, PrivateKey, RC4_DISCARD, Rc4, rc4_key, req1, req2, req3};
+use rand::{Rng, SeedableRng};
+use rc4::{KeyInit, StreamCipher, consts::U16, consts::U20};
 
 fn unhex<const N: usize>(s: &str) -> [u8; N] {
     hex::decode(s).unwrap().try_into().unwrap()
@@ -13,9 +14,9 @@ fn unhex<const N: usize>(s: &str) -> [u8; N] {
 #[test]
 fn rc4_matches_rfc6229() {
     // RFC 6229, 128-bit key 0x0102..10: offsets 0, 16, 1008 and 1024.
-    let mut rc4 = Rc4::<U16>::new(&unhex::<16>("0102030405060708090a0b0c0d0e0f10").into());
+    let mut rc4 = Rc4::new(&unhex::<16>("0102030405060708090a0b0c0d0e0f10"));
     let mut ks = vec![0u8; 0x410];
-    rc4.apply_keystream(&mut ks);
+    rc4.apply(&mut ks);
     assert_eq!(hex::encode(&ks[..16]), "9ac7cc9a609d1ef7b2932899cde41b97");
     assert_eq!(
         hex::encode(&ks[0x10..0x20]),
@@ -30,6 +31,52 @@ fn rc4_matches_rfc6229() {
         "bdf0324e6083dcc6d3cedd3ca8c53c16"
     );
     assert_eq!(RC4_DISCARD, 0x400);
+}
+
+#[test]
+fn rc4_matches_rfc6229_40_bit_key_split_oddly() {
+    // RFC 6229, 40-bit key 0x0102030405, offsets 0 and 1536, fed in chunks of 1, 7 and 13
+    // bytes so that the word path and the byte tail both run.
+    let mut rc4 = Rc4::new(&[1, 2, 3, 4, 5]);
+    let mut ks = vec![0u8; 1552];
+    let mut at = 0;
+    for n in [1usize, 7, 13].iter().cycle() {
+        let end = (at + n).min(ks.len());
+        rc4.apply(&mut ks[at..end]);
+        at = end;
+        if at == ks.len() {
+            break;
+        }
+    }
+    assert_eq!(hex::encode(&ks[..16]), "b2396305f03dc027ccc3524a0a1118a8");
+    assert_eq!(
+        hex::encode(&ks[1536..1552]),
+        "d8729db41882259bee4f825325f5a130"
+    );
+}
+
+#[test]
+fn rc4_agrees_with_rustcrypto_byte_for_byte() {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(6229);
+    for _ in 0..200 {
+        let key16: [u8; 16] = rng.r#gen();
+        let key20: [u8; 20] = rng.r#gen();
+        let mut theirs16 = rc4::Rc4::<U16>::new(&key16.into());
+        let mut theirs20 = rc4::Rc4::<U20>::new(&key20.into());
+        let (mut ours16, mut ours20) = (Rc4::new(&key16), Rc4::new(&key20));
+        for _ in 0..8 {
+            let len = rng.gen_range(0..3000);
+            let data: Vec<u8> = (0..len).map(|_| rng.r#gen()).collect();
+            let (mut a, mut b) = (data.clone(), data.clone());
+            ours16.apply(&mut a);
+            theirs16.apply_keystream(&mut b);
+            assert_eq!(a, b);
+            let (mut a, mut b) = (data.clone(), data);
+            ours20.apply(&mut a);
+            theirs20.apply_keystream(&mut b);
+            assert_eq!(a, b);
+        }
+    }
 }
 
 #[test]
