@@ -324,6 +324,7 @@ impl Harness {
                 | Event::PieceDone(_)
                 | Event::Completed
                 | Event::Peers(_)
+                | Event::PrefersEncryption(_)
                 | Event::DhtNode(_) => {}
             }
         }

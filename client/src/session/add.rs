@@ -136,6 +136,7 @@ impl Session {
                 },
                 peers_found: discovery.sink(),
                 dht: self.dht.clone(),
+                crypto: self.crypto_memory.clone(),
                 cancel: cancel.clone(),
             },
             &self.tasks,

@@ -25,6 +25,7 @@ use super::Session;
 use super::add::{Added, Swarm};
 use crate::dht::DhtHandle;
 use crate::discovery::Discovery;
+use crate::net::encryption::CryptoMemory;
 use crate::peer::timer::{self, TimerAt};
 use crate::peer::{Driver, Link, Links, PeerInfo, PeerSink, Transfer};
 use crate::progress::Ui;
@@ -90,6 +91,7 @@ pub async fn resolve(
         next: Mutex::new(None),
         peers_found: discovery.sink(),
         dht: session.dht().cloned(),
+        crypto: session.crypto_memory().clone(),
         done: watch::channel(false).0,
     });
     session.spawn(m.clone().run_timer());
@@ -209,6 +211,8 @@ pub(crate) struct MagnetShared {
     next: Mutex<Option<Arc<TorrentShared>>>,
     peers_found: PeerSink,
     dht: Option<DhtHandle>,
+    /// How the session's dialer reaches peers (peer exchange's encryption flag goes here).
+    crypto: Arc<CryptoMemory>,
     /// Never true: a fetch completes nothing a tracker counts.
     done: watch::Sender<bool>,
 }
@@ -237,6 +241,7 @@ impl MagnetShared {
                 FetchEvent::Peers(addrs) => {
                     let _ = self.peers_found.try_send(addrs);
                 }
+                FetchEvent::PrefersEncryption(addrs) => self.crypto.prefer_encrypted(&addrs),
                 FetchEvent::DhtNode(a) => {
                     if let Some(d) = &self.dht {
                         d.add_node(a);

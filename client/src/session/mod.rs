@@ -222,6 +222,11 @@ impl Session {
         self.dht.as_ref()
     }
 
+    /// How the dialer last reached each peer, shared by every swarm.
+    pub(crate) fn crypto_memory(&self) -> &Arc<CryptoMemory> {
+        &self.crypto_memory
+    }
+
     /// Is local service discovery running?
     pub fn lsd_running(&self) -> bool {
         self.lsd.is_some()

@@ -24,6 +24,7 @@ use wire::Message;
 
 use crate::dht::DhtHandle;
 use crate::disk::{Disk, DiskConfig, Done, Job};
+use crate::net::encryption::CryptoMemory;
 use crate::peer::timer::{self, TimerAt};
 use crate::peer::{Driver, Link, Links, PeerInfo, PeerSink, Transfer};
 
@@ -46,6 +47,9 @@ pub struct Parts {
     pub peers_found: PeerSink,
     /// The session's DHT node, told about nodes peers name in PORT messages.
     pub dht: Option<DhtHandle>,
+    /// How the session's dialer reaches peers; peer exchange marks some as preferring
+    /// encryption.
+    pub crypto: Arc<CryptoMemory>,
     /// Cancelled to stop the torrent.
     pub cancel: CancellationToken,
 }
@@ -76,6 +80,7 @@ pub struct TorrentShared {
     cancel: CancellationToken,
     peers_found: PeerSink,
     dht: Option<DhtHandle>,
+    crypto: Arc<CryptoMemory>,
 }
 
 impl std::fmt::Debug for TorrentShared {
@@ -133,6 +138,7 @@ impl TorrentShared {
                 cancel: parts.cancel,
                 peers_found: parts.peers_found,
                 dht: parts.dht,
+                crypto: parts.crypto,
             }
         });
         tasks.spawn(t.clone().run_timer());
@@ -251,6 +257,7 @@ impl TorrentShared {
                 // A full channel drops the batch: peer exchange repeats itself.
                 let _ = self.peers_found.try_send(addrs);
             }
+            Event::PrefersEncryption(addrs) => self.crypto.prefer_encrypted(&addrs),
             Event::DhtNode(addr) => {
                 if let Some(d) = &self.dht {
                     d.add_node(addr);

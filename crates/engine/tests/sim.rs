@@ -151,7 +151,7 @@ impl Sim {
                     }
                     Event::Peers(addrs) => self.nodes[a].heard.extend(addrs),
                     Event::DhtNode(node) => self.nodes[a].dht_nodes.push(node),
-                    Event::Wake(_) | Event::PieceDone(_) => {}
+                    Event::Wake(_) | Event::PieceDone(_) | Event::PrefersEncryption(_) => {}
                 }
             }
             let links: Vec<(usize, PeerKey)> =

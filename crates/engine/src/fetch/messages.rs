@@ -341,9 +341,13 @@ impl MetadataFetch {
         let Ok(msg) = PexMsg::decode(payload) else {
             return self.violation(key, "bad ut_pex message");
         };
-        let addrs = crate::torrent::pex_candidates(&msg);
-        if !addrs.is_empty() {
-            self.events.push_back(FetchEvent::Peers(addrs));
+        let found = crate::torrent::pex_candidates(&msg);
+        if !found.encrypted.is_empty() {
+            self.events
+                .push_back(FetchEvent::PrefersEncryption(found.encrypted));
+        }
+        if !found.addrs.is_empty() {
+            self.events.push_back(FetchEvent::Peers(found.addrs));
         }
         Ok(())
     }

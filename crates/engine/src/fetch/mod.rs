@@ -81,6 +81,9 @@ pub enum FetchEvent {
     /// Peers learned by peer exchange (BEP 11), worth dialing: at most 50 IPv4 and 50 IPv6
     /// addresses, none with port 0 or an unspecified IP.
     Peers(Vec<SocketAddr>),
+    /// Of the peers about to be named by [`FetchEvent::Peers`], those peer exchange flags as preferring
+    /// encrypted connections (BEP 11 flag 0x01, MSE/PE): dial them encrypted first.
+    PrefersEncryption(Vec<SocketAddr>),
     /// A peer runs a DHT node here (its IP, the port from its PORT message, BEP 5).
     DhtNode(SocketAddr),
 }

@@ -142,9 +142,14 @@ impl Torrent {
         let Ok(msg) = PexMsg::decode(payload) else {
             return self.violation(key, "bad ut_pex message");
         };
-        let addrs = candidates(&msg);
-        if !addrs.is_empty() {
-            self.events.push_back(super::Event::Peers(addrs));
+        let found = candidates(&msg);
+        if !found.encrypted.is_empty() {
+            // Before the addresses, so the dialer knows how to reach them.
+            self.events
+                .push_back(super::Event::PrefersEncryption(found.encrypted));
+        }
+        if !found.addrs.is_empty() {
+            self.events.push_back(super::Event::Peers(found.addrs));
         }
         Ok(())
     }
@@ -152,10 +157,10 @@ impl Torrent {
 
 /// The added peers worth dialing: at most [`MAX_PEX_SEND`] IPv4 and as many IPv6 addresses,
 /// without zero ports, unspecified addresses or repeats.
-pub(crate) fn candidates(msg: &PexMsg) -> Vec<SocketAddr> {
+pub(crate) fn candidates(msg: &PexMsg) -> Candidates {
     let mut seen = HashSet::new();
     let (mut v4, mut v6) = (0, 0);
-    let mut out = Vec::new();
+    let mut out = Candidates::default();
     for p in &msg.added {
         let a = p.addr;
         if a.port() == 0 || a.ip().is_unspecified() || !seen.insert(a) {
@@ -164,10 +169,21 @@ pub(crate) fn candidates(msg: &PexMsg) -> Vec<SocketAddr> {
         let n = if a.is_ipv4() { &mut v4 } else { &mut v6 };
         if *n < MAX_PEX_SEND {
             *n += 1;
-            out.push(a);
+            out.addrs.push(a);
+            if p.flags & wire::pex::flags::ENCRYPTION != 0 {
+                out.encrypted.push(a);
+            }
         }
     }
     out
+}
+
+/// The peers of one `ut_pex` message worth dialing, and those of them flagged as preferring
+/// encrypted connections (flag 0x01: MSE/PE).
+#[derive(Debug, Default)]
+pub(crate) struct Candidates {
+    pub(crate) addrs: Vec<SocketAddr>,
+    pub(crate) encrypted: Vec<SocketAddr>,
 }
 
 #[cfg(test)]
@@ -263,6 +279,41 @@ mod tests {
         assert!(
             one.iter()
                 .all(|a| a.port() != 0 && !a.ip().is_unspecified())
+        );
+    }
+
+    #[test]
+    fn peers_flagged_as_preferring_encryption_are_named_first() {
+        let (mut t, k, now) = torrent(Config::default());
+        let (plain, enc) = (
+            SocketAddr::from(([10, 0, 0, 7], 6881)),
+            SocketAddr::from(([10, 0, 0, 8], 6881)),
+        );
+        let msg = PexMsg {
+            added: vec![
+                PexPeer {
+                    addr: plain,
+                    flags: wire::pex::flags::SEED,
+                },
+                PexPeer {
+                    addr: enc,
+                    flags: wire::pex::flags::ENCRYPTION | wire::pex::flags::REACHABLE,
+                },
+            ],
+            dropped: vec![],
+        };
+        t.handle_message(k, pex(&msg), now).unwrap();
+        let mut events = Vec::new();
+        while let Some(ev) = t.poll_event() {
+            match ev {
+                Event::PrefersEncryption(a) => events.push(("encrypted", a)),
+                Event::Peers(a) => events.push(("peers", a)),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            events,
+            vec![("encrypted", vec![enc]), ("peers", vec![plain, enc])]
         );
     }
 
