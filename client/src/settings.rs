@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use storage::Mode;
 
 use crate::cli::{FetchArgs, NetArgs, SeedArgs};
+use crate::discovery::udp_tracker::UdpTrackerConfig;
 
 /// Peers dialed per torrent unless `--max-peers` is lower.
 const MAX_OUTGOING: usize = 50;
@@ -28,6 +29,9 @@ pub struct Settings {
     pub dht: Option<DhtSettings>,
     /// No progress bars or status lines.
     pub quiet: bool,
+    /// UDP trackers (BEP 15): the retransmit schedule, the bound of one announce, the
+    /// connection ids kept.
+    pub udp_trackers: UdpTrackerConfig,
 }
 
 /// What the DHT node of a session should do.
@@ -51,6 +55,7 @@ impl Default for Settings {
             engine: engine::Config::default(),
             dht: None,
             quiet: false,
+            udp_trackers: UdpTrackerConfig::default(),
         }
     }
 }
@@ -108,6 +113,15 @@ impl Settings {
         c.dht_port = dht_port.filter(|_| !private);
         c.peer_id = Some(peer_id);
         c
+    }
+}
+
+/// What `swarm info --scrape` asks UDP trackers with: BEP 15's schedule cut at 20 s (one
+/// retransmission), so the whole report is bounded.
+pub fn scrape_trackers() -> UdpTrackerConfig {
+    UdpTrackerConfig {
+        timeout: std::time::Duration::from_secs(20),
+        ..UdpTrackerConfig::default()
     }
 }
 

@@ -11,6 +11,7 @@
 pub mod announce;
 pub mod candidates;
 pub mod dht_lookup;
+pub mod scrape;
 pub mod udp_tracker;
 
 use std::net::SocketAddr;

@@ -23,7 +23,7 @@ use tokio_util::task::TaskTracker;
 use wire::Reserved;
 
 use crate::dht::{DhtConfig, DhtHandle};
-use crate::discovery::announce::{self, Identity};
+use crate::discovery::announce::{self, Identity, Trackers};
 use crate::discovery::{DialContext, Discovery, Inbox, OwnAddrs, dht_lookup};
 use crate::net::handshake::{self, HandshakeError, HandshakeSlots, Ours, Slot};
 use crate::net::limit::Limits;
@@ -54,6 +54,8 @@ pub struct Session {
     shutdown: CancellationToken,
     tasks: TaskTracker,
     dht: Option<DhtHandle>,
+    /// HTTP and UDP tracker clients (UDP connection ids are shared by every swarm).
+    trackers: Trackers,
 }
 
 /// A listening address that could not be bound.
@@ -156,7 +158,9 @@ impl Session {
             }
             None => None,
         };
+        let trackers = Trackers::new(settings.udp_trackers);
         let session = Arc::new(Session {
+            trackers,
             peer_id,
             limits: Arc::new(Limits::new(settings.upload_limit, settings.download_limit)),
             settings,
@@ -269,6 +273,7 @@ impl Session {
             port: self.port,
         };
         self.tasks.spawn(announce::run(
+            self.trackers.clone(),
             tiers,
             me,
             driver.clone(),

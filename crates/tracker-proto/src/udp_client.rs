@@ -459,9 +459,7 @@ impl Exchange {
             return None;
         }
         let from = canonical(from);
-        let Some(i) = self.addrs[..self.tried].iter().position(|a| *a == from) else {
-            return None;
-        };
+        let i = self.addrs[..self.tried].iter().position(|a| *a == from)?;
         let ignore = |e: &UdpError| {
             matches!(
                 e,
