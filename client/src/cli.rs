@@ -68,6 +68,10 @@ pub struct InfoArgs {
     /// The .torrent file to show.
     #[arg(value_name = "FILE.torrent")]
     pub torrent: PathBuf,
+    /// Also ask each tracker how many seeders, leechers and completed downloads it counts
+    /// (HTTP trackers by their scrape URL, UDP trackers by BEP 15's scrape).
+    #[arg(long)]
+    pub scrape: bool,
 }
 
 /// `swarm seed PATH... [--tracker URL]... [--piece-size SIZE] [--torrent OUT] [--data PATH]`

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use storage::Mode;
 
 use crate::cli::{EncryptionArg, FetchArgs, NetArgs, SeedArgs};
+use crate::discovery::udp_tracker::UdpTrackerConfig;
 use crate::net::encryption::Encryption;
 
 /// Peers dialed per torrent unless `--max-peers` is lower.
@@ -33,6 +34,9 @@ pub struct Settings {
     pub quiet: bool,
     /// MSE/PE: never, when a peer wants it, or always.
     pub encryption: Encryption,
+    /// UDP trackers (BEP 15): the retransmit schedule, the bound of one announce, the
+    /// connection ids kept.
+    pub udp_trackers: UdpTrackerConfig,
 }
 
 /// What the DHT node of a session should do.
@@ -58,6 +62,7 @@ impl Default for Settings {
             lsd: false,
             quiet: false,
             encryption: Encryption::default(),
+            udp_trackers: UdpTrackerConfig::default(),
         }
     }
 }
@@ -121,6 +126,15 @@ impl Settings {
         c.dht_port = dht_port.filter(|_| !private);
         c.peer_id = Some(peer_id);
         c
+    }
+}
+
+/// What `swarm info --scrape` asks UDP trackers with: BEP 15's schedule cut at 20 s (one
+/// retransmission), so the whole report is bounded.
+pub fn scrape_trackers() -> UdpTrackerConfig {
+    UdpTrackerConfig {
+        timeout: std::time::Duration::from_secs(20),
+        ..UdpTrackerConfig::default()
     }
 }
 

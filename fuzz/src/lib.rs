@@ -16,5 +16,6 @@ pub mod resume;
 pub mod torrent;
 pub mod tracker_query;
 pub mod tracker_response;
+pub mod udp_tracker_response;
 pub mod wire_extensions;
 pub mod wire_frames;

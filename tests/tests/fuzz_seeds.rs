@@ -24,6 +24,8 @@ mod torrent;
 mod tracker_query;
 #[path = "../../fuzz/src/tracker_response.rs"]
 mod tracker_response;
+#[path = "../../fuzz/src/udp_tracker_response.rs"]
+mod udp_tracker_response;
 #[path = "../../fuzz/src/wire_extensions.rs"]
 mod wire_extensions;
 #[path = "../../fuzz/src/wire_frames.rs"]
@@ -110,4 +112,9 @@ fn krpc_seeds() {
 #[test]
 fn mse_responder_seeds() {
     replay("mse_responder", mse_responder::run);
+}
+
+#[test]
+fn udp_tracker_response_seeds() {
+    replay("udp_tracker_response", udp_tracker_response::run);
 }

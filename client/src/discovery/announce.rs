@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use tracker_proto::{AnnounceRequest, AnnounceResponse, Event, ParamBytes};
 
 use super::Discovery;
+use super::udp_tracker::{UdpTrackerConfig, UdpTrackerError, UdpTrackers};
 use crate::net::encryption::Encryption;
 use crate::peer::Driver;
 
@@ -39,10 +40,16 @@ pub enum AnnounceError {
     Response(#[from] tracker_proto::ResponseError),
     /// A UDP tracker (BEP 15) did not answer or answered badly.
     #[error("UDP tracker: {0}")]
-    Udp(super::udp_tracker::UdpTrackerError),
+    Udp(UdpTrackerError),
     /// A tracker URL of another scheme.
     #[error("unsupported tracker URL {0}")]
     Unsupported(String),
+    /// An HTTP tracker whose announce URL gives no scrape URL (BEP 48).
+    #[error("no scrape URL (the announce URL does not end in /announce)")]
+    NoScrape,
+    /// A scrape response without the torrent asked for.
+    #[error("the tracker does not list this torrent")]
+    NotListed,
 }
 
 /// The HTTP client used for every tracker.
@@ -56,31 +63,63 @@ pub fn http_client() -> reqwest::Client {
         .unwrap_or_default()
 }
 
+/// The session's tracker clients: HTTP(S), and UDP with its connection ids; shared by every
+/// swarm, cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Trackers {
+    /// For `http://` and `https://` trackers.
+    pub http: reqwest::Client,
+    /// For `udp://` trackers.
+    pub udp: UdpTrackers,
+}
+
+impl Trackers {
+    /// Clients with the session's UDP settings.
+    pub fn new(udp: UdpTrackerConfig) -> Trackers {
+        Trackers {
+            http: http_client(),
+            udp: UdpTrackers::new(udp),
+        }
+    }
+}
+
+impl From<UdpTrackerError> for AnnounceError {
+    /// A UDP tracker's error message (action 3) is its `failure reason`.
+    fn from(e: UdpTrackerError) -> Self {
+        match e.tracker_message() {
+            Some(m) => AnnounceError::Failure(m.to_owned()),
+            None => AnnounceError::Udp(e),
+        }
+    }
+}
+
 /// One announce to one URL: HTTP(S), or UDP (BEP 15, in `udp_tracker`); `crypto` is appended
-/// to an HTTP query (`Encryption::announce_param`).
+/// to an HTTP query (`Encryption::announce_param`; BEP 15 has no field for it).
 pub async fn announce_once(
-    http: &reqwest::Client,
+    trackers: &Trackers,
     url: &str,
     req: &AnnounceRequest,
     crypto: &str,
 ) -> Result<AnnounceResponse, AnnounceError> {
     if url.starts_with("udp://") {
-        return super::udp_tracker::announce(url, req)
-            .await
-            .map_err(|e| match e {
-                super::udp_tracker::UdpTrackerError::Tracker(reason) => {
-                    AnnounceError::Failure(reason)
-                }
-                e => AnnounceError::Udp(e),
-            });
+        return Ok(trackers.udp.announce(url, req).await?);
     }
     if !(url.starts_with("http://") || url.starts_with("https://")) {
         return Err(AnnounceError::Unsupported(url.to_owned()));
     }
     let sep = if url.contains('?') { '&' } else { '?' };
-    let full = format!("{url}{sep}{}{crypto}", req.to_query());
-    let mut resp = http
-        .get(&full)
+    let body = get_body(trackers, &format!("{url}{sep}{}{crypto}", req.to_query())).await?;
+    match AnnounceResponse::decode(&body) {
+        Err(tracker_proto::ResponseError::Failure(reason)) => Err(AnnounceError::Failure(reason)),
+        r => Ok(r?),
+    }
+}
+
+/// The body of `GET url`, at most [`MAX_RESPONSE`] bytes.
+pub(super) async fn get_body(trackers: &Trackers, url: &str) -> Result<Vec<u8>, AnnounceError> {
+    let mut resp = trackers
+        .http
+        .get(url)
         .send()
         .await
         .map_err(|e| AnnounceError::Http(error_chain(&e.without_url())))?;
@@ -95,10 +134,7 @@ pub async fn announce_once(
         }
         body.extend_from_slice(&chunk);
     }
-    match AnnounceResponse::decode(&body) {
-        Err(tracker_proto::ResponseError::Failure(reason)) => Err(AnnounceError::Failure(reason)),
-        r => Ok(r?),
-    }
+    Ok(body)
 }
 
 /// An error and its sources on one line (reqwest's own message names only the outer layer).
@@ -132,6 +168,7 @@ pub struct Identity {
 /// The announce loop of one swarm; ends with a `stopped` announce when `cancel` fires. Its
 /// transfer counters and completion come from the swarm's current driver.
 pub async fn run(
+    trackers: Trackers,
     mut tiers: Vec<Vec<String>>,
     me: Identity,
     mut driver: watch::Receiver<Arc<dyn Driver>>,
@@ -148,7 +185,6 @@ pub async fn run(
             tier.shuffle(&mut rng);
         }
     }
-    let http = http_client();
     let key = ParamBytes::new(format!("{:08x}", rand::random::<u32>()).as_bytes());
     let mut done_rx = driver.borrow().done();
     let mut event = Event::Started;
@@ -190,7 +226,15 @@ pub async fn run(
             }
         }
         let req = request(&me, &**driver.borrow(), event, key);
-        match announce_tiers(&http, &mut tiers, &req, me.encryption.announce_param()).await {
+        // A stop does not wait for a slow tracker: the stopped announce below has its own bound.
+        let answer = tokio::select! {
+            r = announce_tiers(&trackers, &mut tiers, &req, me.encryption.announce_param()) => r,
+            _ = cancel.cancelled() => {
+                last = Some(Instant::now());
+                break;
+            }
+        };
+        match answer {
             Ok(resp) => {
                 failures = 0;
                 let n = resp.peers.len();
@@ -239,14 +283,14 @@ pub async fn run(
             let req = request(&me, &*d, Event::Completed, key);
             let _ = tokio::time::timeout(
                 STOP_TIMEOUT,
-                announce_tiers(&http, &mut tiers, &req, me.encryption.announce_param()),
+                announce_tiers(&trackers, &mut tiers, &req, me.encryption.announce_param()),
             )
             .await;
         }
         let req = request(&me, &*d, Event::Stopped, key);
         let _ = tokio::time::timeout(
             STOP_TIMEOUT,
-            announce_tiers(&http, &mut tiers, &req, me.encryption.announce_param()),
+            announce_tiers(&trackers, &mut tiers, &req, me.encryption.announce_param()),
         )
         .await;
     }
@@ -276,10 +320,10 @@ fn request(
     }
 }
 
-/// BEP 12: try each tier in order, each URL of a tier in order; a URL that answers moves to the
-/// front of its tier.
+/// BEP 12: try each tier in order, each URL of a tier in order, HTTP and UDP alike; a URL that
+/// answers moves to the front of its tier.
 async fn announce_tiers(
-    http: &reqwest::Client,
+    trackers: &Trackers,
     tiers: &mut [Vec<String>],
     req: &AnnounceRequest,
     crypto: &str,
@@ -288,7 +332,7 @@ async fn announce_tiers(
     for tier in tiers.iter_mut() {
         for i in 0..tier.len() {
             let url = tier[i].clone();
-            match announce_once(http, &url, req, crypto).await {
+            match announce_once(trackers, &url, req, crypto).await {
                 Ok(r) => {
                     let u = tier.remove(i);
                     tier.insert(0, u);
@@ -307,6 +351,149 @@ async fn announce_tiers(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::discovery::udp_tracker::UdpTrackerConfig;
+    use metainfo::{InfoHash, PeerId};
+    use std::net::{Ipv4Addr, SocketAddr};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, UdpSocket};
+    use tracker_proto::udp::{
+        ConnectResponse, UdpPeers, UdpRequest, encode_announce_response, encode_error,
+    };
+    use tracker_proto::udp_client::Retransmit;
+
+    fn req() -> AnnounceRequest {
+        AnnounceRequest {
+            info_hash: InfoHash([1; 20]),
+            peer_id: PeerId([2; 20]),
+            port: 6881,
+            uploaded: 0,
+            downloaded: 0,
+            left: 5,
+            event: Event::Started,
+            compact: true,
+            no_peer_id: true,
+            numwant: Some(50),
+            key: None,
+            trackerid: None,
+            ip: None,
+        }
+    }
+
+    /// Quick to give up on a silent UDP tracker (in real time: reqwest runs beside it).
+    fn trackers() -> Trackers {
+        Trackers::new(UdpTrackerConfig {
+            retransmit: Retransmit {
+                first: Duration::from_millis(100),
+                max_n: 1,
+            },
+            timeout: Duration::from_millis(400),
+            ..UdpTrackerConfig::default()
+        })
+    }
+
+    /// An HTTP tracker answering every request with `body`.
+    async fn http_tracker(body: &'static [u8]) -> (String, tokio::task::JoinHandle<()>) {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/announce", l.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            while let Ok((mut s, _)) = l.accept().await {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body).await;
+            }
+        });
+        (url, task)
+    }
+
+    /// A UDP tracker: silent, or answering with one peer, or refusing with `error`.
+    async fn udp_tracker(
+        answer: bool,
+        error: Option<&'static str>,
+    ) -> (String, tokio::task::JoinHandle<()>) {
+        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("udp://{}/announce", sock.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let mut buf = [0u8; 2048];
+            while let Ok((n, from)) = sock.recv_from(&mut buf).await {
+                let mut out = Vec::new();
+                match UdpRequest::decode(&buf[..n]) {
+                    _ if !answer => continue,
+                    Ok(UdpRequest::Connect(c)) => out.extend_from_slice(
+                        &ConnectResponse {
+                            transaction_id: c.transaction_id,
+                            connection_id: 5,
+                        }
+                        .encode(),
+                    ),
+                    Ok(UdpRequest::Announce(a)) => match error {
+                        Some(e) => encode_error(a.transaction_id, e, &mut out),
+                        None => {
+                            let p = [std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 7)];
+                            encode_announce_response(
+                                a.transaction_id,
+                                900,
+                                0,
+                                1,
+                                UdpPeers::V4(&p),
+                                &mut out,
+                            );
+                        }
+                    },
+                    _ => continue,
+                }
+                let _ = sock.send_to(&out, from).await;
+            }
+        });
+        (url, task)
+    }
+
+    #[tokio::test]
+    async fn mixed_tiers_move_whichever_answers_to_the_front() {
+        let t = trackers();
+        let (silent_udp, a) = udp_tracker(false, None).await;
+        let (http_ok, b) =
+            http_tracker(b"d8:intervali900e5:peers6:\x7f\x00\x00\x01\x00\x07e").await;
+        let mut tiers = vec![vec![silent_udp.clone(), http_ok.clone()]];
+        let r = announce_tiers(&t, &mut tiers, &req(), "").await.unwrap();
+        assert_eq!(r.peers, vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 7))]);
+        assert_eq!(tiers[0], vec![http_ok, silent_udp], "HTTP answered: first");
+
+        let (udp_ok, c) = udp_tracker(true, None).await;
+        let dead_http = "http://127.0.0.1:9/announce".to_owned();
+        let mut tiers = vec![
+            vec![dead_http.clone()],
+            vec![dead_http.clone(), udp_ok.clone()],
+        ];
+        let r = announce_tiers(&t, &mut tiers, &req(), "").await.unwrap();
+        assert_eq!(r.complete, Some(1));
+        assert_eq!(tiers[1], vec![udp_ok, dead_http], "UDP answered: first");
+        for task in [a, b, c] {
+            task.abort();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_udp_error_reads_like_an_http_failure_reason() {
+        let t = trackers();
+        let (udp, a) = udp_tracker(true, Some("torrent not whitelisted")).await;
+        let (http, b) = http_tracker(b"d14:failure reason23:torrent not whitelistede").await;
+        for url in [udp, http] {
+            let e = announce_once(&t, &url, &req(), "").await.unwrap_err();
+            assert!(matches!(e, AnnounceError::Failure(_)), "{url}: {e:?}");
+            assert_eq!(
+                e.to_string(),
+                "tracker says: torrent not whitelisted",
+                "{url}"
+            );
+        }
+        a.abort();
+        b.abort();
+    }
 
     #[derive(Debug)]
     struct Layer(&'static str, Option<Box<Layer>>);

@@ -12,6 +12,7 @@ pub mod announce;
 pub mod candidates;
 pub mod dht_lookup;
 pub mod lsd;
+pub mod scrape;
 pub mod udp_tracker;
 
 use std::net::SocketAddr;

@@ -1,35 +1,64 @@
-//! One announce to a UDP tracker (BEP 15): resolve, connect, announce, over one socket of the
-//! tracker's address family on an ephemeral port.
+//! UDP trackers (BEP 15) on the network: announces and scrapes run by
+//! `tracker_proto::udp_client::Exchange`, one exchange per request over its own ephemeral
+//! sockets (one per address family), with the session's connection-id cache.
 //!
-//! BEP 15 retransmits after 15 * 2^n seconds, up to n = 8; we keep its doubling but start at
-//! [`FIRST_WAIT`], retry each step at most [`RETRIES`] times and give the whole announce
-//! [`TOTAL_TIMEOUT`] (the HTTP client's timeout), so a dead tracker does not stall the announce
-//! loop. The socket is connected to the tracker, so the kernel drops datagrams from anyone else;
-//! datagrams with another transaction id are ignored.
+//! Why sockets of their own and not the listen port's (see ARCHITECTURE.md, "UDP"): a tracker
+//! answers the address that asked, so nothing has to reach us unasked; the kernel hands each
+//! exchange its own datagrams, so no receive loop routes answers and one swarm's slow tracker
+//! holds up nobody else's; a random source port makes a forged answer harder on top of the
+//! transaction id. An exchange holds at most two sockets, and each swarm runs one announce at
+//! a time.
+//!
+//! Bounds: the whole exchange (name lookup included) ends at [`UdpTrackerConfig::timeout`];
+//! the name lookup takes at most [`LOOKUP_TIMEOUT`]; at most
+//! [`MAX_ADDRESSES`](tracker_proto::udp_client::MAX_ADDRESSES) addresses are tried; datagrams
+//! are read into [`MAX_DATAGRAM`] bytes (a longer one is cut to its whole peers); the cache
+//! keeps [`UdpTrackerConfig::max_cached`] trackers.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
+use parking_lot::Mutex;
 use tokio::net::UdpSocket;
 use tokio::time::{Instant, timeout_at};
-use tracker_proto::udp::{
-    ANNOUNCE_RESPONSE_HEADER, ConnectRequest, ConnectResponse, PeerFamily, UdpAnnounce, UdpError,
-    decode_announce_response,
+use tracker_proto::udp_client::{
+    CONNECTION_ID_TTL, ConnectionCache, Exchange, ExchangeError, MAX_DATAGRAM, Outcome, Query,
+    Retransmit,
 };
-use tracker_proto::{AnnounceRequest, AnnounceResponse, MAX_DECODED_PEERS};
+use tracker_proto::{AnnounceRequest, AnnounceResponse, ScrapeStats};
 
-/// The whole announce: name lookup, connect and announce with their retries.
-pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(15);
 /// The longest name lookup.
-const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long the first try of each step waits for its answer; doubled at each retry.
-pub const FIRST_WAIT: Duration = Duration::from_secs(2);
-/// Retransmissions of each step after the first try.
-pub const RETRIES: u32 = 2;
-/// The receive buffer: room for a header, the peers we keep at the largest size, and slack.
-const RECV_BUF: usize = 2048 + ANNOUNCE_RESPONSE_HEADER + 18 * MAX_DECODED_PEERS;
+pub const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Why a UDP announce failed.
+/// How the session talks to UDP trackers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UdpTrackerConfig {
+    /// When unanswered requests are sent again (BEP 15: 15 s * 2^n, n <= 8).
+    pub retransmit: Retransmit,
+    /// The most one announce or scrape to one tracker may take, every address and retransmit
+    /// included: past it the schedule is cut and the next tracker is tried.
+    pub timeout: Duration,
+    /// How long a connection id is used (BEP 15: a minute).
+    pub connection_ttl: Duration,
+    /// Trackers whose connection id is remembered.
+    pub max_cached: usize,
+}
+
+impl Default for UdpTrackerConfig {
+    fn default() -> Self {
+        UdpTrackerConfig {
+            retransmit: Retransmit::BEP15,
+            // BEP 15's first three sends (0, 15, 45 s): a dead tracker costs a swarm a minute
+            // before its next tracker, not the schedule's two hours.
+            timeout: Duration::from_secs(60),
+            connection_ttl: CONNECTION_ID_TTL,
+            max_cached: 256,
+        }
+    }
+}
+
+/// Why a UDP announce or scrape failed.
 #[derive(Debug, thiserror::Error)]
 pub enum UdpTrackerError {
     /// Not `udp://host:port[/...]`.
@@ -43,92 +72,255 @@ pub enum UdpTrackerError {
         /// What went wrong.
         reason: String,
     },
-    /// A socket error (including ICMP port unreachable, seen as connection refused).
+    /// No socket could be opened, or reading one failed.
     #[error("{0}")]
     Io(#[from] std::io::Error),
-    /// No answer after every retry, or past the total time.
-    #[error("no answer to the {0} request")]
-    TimedOut(&'static str),
-    /// The tracker answered with an error message.
+    /// The exchange with the tracker failed (no answer, an error message, a bad answer).
     #[error("{0}")]
-    Tracker(String),
-    /// A datagram with our transaction id that is not a valid answer.
-    #[error("bad response: {0}")]
-    Protocol(UdpError),
+    Exchange(#[from] ExchangeError),
 }
 
-/// The host (an IP literal without brackets, or a name) and port of
-/// `udp://host:port[/path][?query]`.
-fn host_port(url: &str) -> Result<(String, u16), UdpTrackerError> {
-    let parsed = reqwest::Url::parse(url).map_err(|_| UdpTrackerError::BadUrl)?;
-    if parsed.scheme() != "udp" {
-        return Err(UdpTrackerError::BadUrl);
-    }
-    let host = parsed.host_str().ok_or(UdpTrackerError::BadUrl)?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    match parsed.port() {
-        Some(p) if p != 0 && !host.is_empty() => Ok((host.to_owned(), p)),
-        _ => Err(UdpTrackerError::BadUrl),
+impl UdpTrackerError {
+    /// The tracker's own error message (action 3), if that is what this is.
+    pub fn tracker_message(&self) -> Option<&str> {
+        match self {
+            UdpTrackerError::Exchange(ExchangeError::Tracker(m)) => Some(m),
+            _ => None,
+        }
     }
 }
 
-/// Resolves the tracker, taking the first address the resolver gives.
-async fn resolve(url: &str, deadline: Instant) -> Result<SocketAddr, UdpTrackerError> {
-    let (name, port) = host_port(url)?;
-    if let Ok(ip) = name.parse::<IpAddr>() {
-        return Ok(SocketAddr::new(ip, port));
+/// A `udp://` URL's parts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Target {
+    /// An IP literal (without brackets) or a name.
+    host: String,
+    port: u16,
+    /// BEP 41: the path and query, e.g. `/announce?passkey=x`.
+    url_data: Vec<u8>,
+}
+
+impl Target {
+    fn parse(url: &str) -> Result<Target, UdpTrackerError> {
+        let parsed = reqwest::Url::parse(url).map_err(|_| UdpTrackerError::BadUrl)?;
+        if parsed.scheme() != "udp" {
+            return Err(UdpTrackerError::BadUrl);
+        }
+        let host = parsed.host_str().ok_or(UdpTrackerError::BadUrl)?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let port = match parsed.port() {
+            Some(p) if p != 0 && !host.is_empty() => p,
+            _ => return Err(UdpTrackerError::BadUrl),
+        };
+        let mut url_data = parsed.path().as_bytes().to_vec();
+        if let Some(q) = parsed.query() {
+            url_data.push(b'?');
+            url_data.extend_from_slice(q.as_bytes());
+        }
+        Ok(Target {
+            host: host.to_owned(),
+            port,
+            url_data,
+        })
     }
-    let until = deadline.min(Instant::now() + LOOKUP_TIMEOUT);
-    let failed = |reason: String| UdpTrackerError::Lookup {
-        host: name.clone(),
-        reason,
+}
+
+/// The session's UDP tracker client: its settings and the connection ids of every tracker,
+/// shared by every swarm; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct UdpTrackers {
+    config: UdpTrackerConfig,
+    cache: Arc<Mutex<ConnectionCache>>,
+}
+
+impl UdpTrackers {
+    /// A client with an empty cache.
+    pub fn new(config: UdpTrackerConfig) -> UdpTrackers {
+        UdpTrackers {
+            config,
+            cache: Arc::new(Mutex::new(ConnectionCache::new(
+                config.max_cached,
+                config.connection_ttl,
+            ))),
+        }
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &UdpTrackerConfig {
+        &self.config
+    }
+
+    /// One announce to the tracker at `url`; the answer in the HTTP path's form.
+    pub async fn announce(
+        &self,
+        url: &str,
+        req: &AnnounceRequest,
+    ) -> Result<AnnounceResponse, UdpTrackerError> {
+        let target = Target::parse(url)?;
+        let query = Query::Announce {
+            request: Box::new(req.clone()),
+            key: key_of(req),
+            url_data: target.url_data.clone(),
+        };
+        let deadline = Instant::now() + self.config.timeout;
+        let addrs = resolve(&target, deadline).await?;
+        match self.exchange(&addrs, query, deadline).await? {
+            Outcome::Announced(r) => Ok(r),
+            Outcome::Failed(e) => Err(e.into()),
+            Outcome::Scraped(_) => Err(ExchangeError::NoAddress.into()),
+        }
+    }
+
+    /// The tracker's counts for one torrent (action 2).
+    pub async fn scrape(
+        &self,
+        url: &str,
+        info_hash: metainfo::InfoHash,
+    ) -> Result<ScrapeStats, UdpTrackerError> {
+        let target = Target::parse(url)?;
+        let deadline = Instant::now() + self.config.timeout;
+        let addrs = resolve(&target, deadline).await?;
+        let query = Query::Scrape(vec![info_hash]);
+        match self.exchange(&addrs, query, deadline).await? {
+            // A tracker that sends no entry counts nobody.
+            Outcome::Scraped(v) => Ok(v.first().copied().unwrap_or_default()),
+            Outcome::Failed(e) => Err(e.into()),
+            Outcome::Announced(_) => Err(ExchangeError::NoAddress.into()),
+        }
+    }
+
+    /// Runs one exchange with the tracker at `addrs` (in the order to try them) until
+    /// `deadline` at the latest.
+    async fn exchange(
+        &self,
+        addrs: &[SocketAddr],
+        query: Query,
+        deadline: Instant,
+    ) -> Result<Outcome, UdpTrackerError> {
+        let s4 = bind_for(addrs, true).await;
+        let s6 = bind_for(addrs, false).await;
+        let usable: Vec<SocketAddr> = addrs
+            .iter()
+            .copied()
+            .filter(|a| match a {
+                SocketAddr::V4(_) => s4.is_some(),
+                SocketAddr::V6(_) => s6.is_some(),
+            })
+            .collect();
+        let now = || Instant::now().into_std();
+        let mut ex = {
+            let cache = self.cache.lock();
+            Exchange::new(
+                query,
+                &usable,
+                &cache,
+                self.config.retransmit,
+                now(),
+                deadline.into_std(),
+                rand::random(),
+            )
+        };
+        if let Some(e) = ex.result() {
+            // Every address is of a family we cannot open a socket for: say why.
+            let failed = bind_error(addrs).await;
+            return Err(failed.map_or(e.into(), UdpTrackerError::Io));
+        }
+        let mut buf4 = vec![0u8; if s4.is_some() { MAX_DATAGRAM } else { 0 }];
+        let mut buf6 = vec![0u8; if s6.is_some() { MAX_DATAGRAM } else { 0 }];
+        loop {
+            while let Some((to, bytes)) = ex.poll_transmit() {
+                let sock = if to.is_ipv4() { &s4 } else { &s6 };
+                let sent = match sock {
+                    Some(s) => s.send_to(&bytes, to).await.map(drop),
+                    None => Err(std::io::ErrorKind::Unsupported.into()),
+                };
+                if let Err(e) = sent {
+                    tracing::debug!(tracker = %to, error = %e, "cannot send to the tracker");
+                    if let Some(o) = ex.handle_unreachable(now(), &mut self.cache.lock()) {
+                        return Ok(o);
+                    }
+                }
+            }
+            let Some(wake) = ex.poll_timeout() else {
+                // Over without an outcome only if it never started, handled above.
+                return Ok(Outcome::Failed(ExchangeError::NoAddress));
+            };
+            let got = tokio::select! {
+                r = recv(&s4, &mut buf4) => r.map(|(n, from)| (buf4.get(..n).unwrap_or_default(), from)),
+                r = recv(&s6, &mut buf6) => r.map(|(n, from)| (buf6.get(..n).unwrap_or_default(), from)),
+                () = tokio::time::sleep_until(Instant::from_std(wake)) => {
+                    if let Some(o) = ex.handle_timeout(now(), &mut self.cache.lock()) {
+                        return Ok(o);
+                    }
+                    continue;
+                }
+            };
+            let (data, from) = got?;
+            if let Some(o) = ex.handle_datagram(from, data, now(), &mut self.cache.lock()) {
+                return Ok(o);
+            }
+        }
+    }
+}
+
+/// A socket for the family of `v4` (IPv4 or IPv6) if some address needs one and it opens.
+async fn bind_for(addrs: &[SocketAddr], v4: bool) -> Option<UdpSocket> {
+    if !addrs.iter().any(|a| a.is_ipv4() == v4) {
+        return None;
+    }
+    let local: SocketAddr = if v4 {
+        (Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (Ipv6Addr::UNSPECIFIED, 0).into()
     };
-    match timeout_at(until, tokio::net::lookup_host((name.as_str(), port))).await {
-        Err(_) => Err(failed("timed out".into())),
-        Ok(Err(e)) => Err(failed(e.to_string())),
-        Ok(Ok(mut addrs)) => addrs.next().ok_or_else(|| failed("no address".into())),
+    match UdpSocket::bind(local).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::debug!(%local, error = %e, "cannot open a UDP socket");
+            None
+        }
     }
 }
 
-/// One announce to the UDP tracker at `url`; the answer in the HTTP path's form.
-pub async fn announce(
-    url: &str,
-    req: &AnnounceRequest,
-) -> Result<AnnounceResponse, UdpTrackerError> {
-    let deadline = Instant::now() + TOTAL_TIMEOUT;
-    let tracker = resolve(url, deadline).await?;
-    let local: SocketAddr = match tracker {
+/// Why no socket opens for the first address (for the message).
+async fn bind_error(addrs: &[SocketAddr]) -> Option<std::io::Error> {
+    let a = addrs.first()?;
+    let local: SocketAddr = match a {
         SocketAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         SocketAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    let sock = UdpSocket::bind(local).await?;
-    sock.connect(tracker).await?;
-    let mut buf = vec![0u8; RECV_BUF];
+    UdpSocket::bind(local).await.err()
+}
 
-    let tid = rand::random::<u32>();
-    let connect = ConnectRequest {
-        transaction_id: tid,
+async fn recv(s: &Option<UdpSocket>, buf: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match s {
+        Some(s) => s.recv_from(buf).await,
+        None => std::future::pending().await,
     }
-    .encode();
-    let conn = exchange(&sock, &connect, &mut buf, deadline, "connect", |b| {
-        ConnectResponse::decode(b, tid)
-    })
-    .await?;
+}
 
-    let tid = rand::random::<u32>();
-    let announce = UdpAnnounce::from_request(req, conn.connection_id, tid, key_of(req)).encode();
-    let family = PeerFamily::of(&tracker);
-    exchange(&sock, &announce, &mut buf, deadline, "announce", |b| {
-        // A datagram that filled the buffer may have been cut: keep its whole peers only.
-        let b = if b.len() == RECV_BUF {
-            let peers = b.len().saturating_sub(ANNOUNCE_RESPONSE_HEADER);
-            b.get(..b.len() - peers % family.peer_size()).unwrap_or(b)
-        } else {
-            b
-        };
-        decode_announce_response(b, tid, family)
-    })
-    .await
+/// Every address the tracker's name resolves to (IPv6 and IPv4, in the resolver's order).
+async fn resolve(t: &Target, deadline: Instant) -> Result<Vec<SocketAddr>, UdpTrackerError> {
+    if let Ok(ip) = t.host.parse::<IpAddr>() {
+        return Ok(vec![SocketAddr::new(ip, t.port)]);
+    }
+    let until = deadline.min(Instant::now() + LOOKUP_TIMEOUT);
+    let failed = |reason: String| UdpTrackerError::Lookup {
+        host: t.host.clone(),
+        reason,
+    };
+    match timeout_at(until, tokio::net::lookup_host((t.host.as_str(), t.port))).await {
+        Err(_) => Err(failed("timed out".into())),
+        Ok(Err(e)) => Err(failed(e.to_string())),
+        Ok(Ok(found)) => {
+            let addrs: Vec<SocketAddr> = found.collect();
+            if addrs.is_empty() {
+                Err(failed("no address".into()))
+            } else {
+                Ok(addrs)
+            }
+        }
+    }
 }
 
 /// The announce loop's key (8 hex digits) as BEP 15's 32-bit key.
@@ -140,177 +332,5 @@ fn key_of(req: &AnnounceRequest) -> u32 {
         .unwrap_or(0)
 }
 
-/// Sends `payload` and waits for the datagram `parse` accepts, retransmitting after
-/// [`FIRST_WAIT`] * 2^n up to [`RETRIES`] times, never past `deadline`. Datagrams for another
-/// transaction (or too short to name one) are ignored.
-async fn exchange<T>(
-    sock: &UdpSocket,
-    payload: &[u8],
-    buf: &mut [u8],
-    deadline: Instant,
-    step: &'static str,
-    parse: impl Fn(&[u8]) -> Result<T, UdpError>,
-) -> Result<T, UdpTrackerError> {
-    let mut wait = FIRST_WAIT;
-    for _ in 0..=RETRIES {
-        if Instant::now() >= deadline {
-            break;
-        }
-        sock.send(payload).await?;
-        let until = deadline.min(Instant::now() + wait);
-        loop {
-            let n = match timeout_at(until, sock.recv(buf)).await {
-                Err(_) => break,
-                Ok(r) => r?,
-            };
-            match parse(buf.get(..n).unwrap_or_default()) {
-                Ok(v) => return Ok(v),
-                Err(UdpError::WrongTransaction(_) | UdpError::Short { need: 8, .. }) => {}
-                Err(UdpError::Tracker(msg)) => return Err(UdpTrackerError::Tracker(msg)),
-                Err(e) => return Err(UdpTrackerError::Protocol(e)),
-            }
-        }
-        wait = wait.saturating_mul(2);
-    }
-    Err(UdpTrackerError::TimedOut(step))
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use metainfo::{InfoHash, PeerId};
-    use tracker_proto::udp::{UdpPeers, encode_announce_response, encode_error};
-    use tracker_proto::{Event, ParamBytes};
-
-    fn request() -> AnnounceRequest {
-        AnnounceRequest {
-            info_hash: InfoHash([7; 20]),
-            peer_id: PeerId([8; 20]),
-            port: 6881,
-            uploaded: 0,
-            downloaded: 0,
-            left: 10,
-            event: Event::Started,
-            compact: true,
-            no_peer_id: true,
-            numwant: Some(50),
-            key: ParamBytes::new(b"0000cafe"),
-            trackerid: None,
-            ip: None,
-        }
-    }
-
-    #[test]
-    fn parses_urls() {
-        let (h, p) = host_port("udp://tracker.example.org:1337/announce").unwrap();
-        assert_eq!(h, "tracker.example.org");
-        assert_eq!(p, 1337);
-        let (h, p) = host_port("udp://[::1]:80").unwrap();
-        assert_eq!(h, "::1");
-        assert_eq!(p, 80);
-        for bad in [
-            "udp://host",
-            "udp://host:0/",
-            "http://host:1/",
-            "udp://:1",
-            "udp:x",
-        ] {
-            assert!(host_port(bad).is_err(), "{bad}");
-        }
-        assert_eq!(key_of(&request()), 0xcafe);
-    }
-
-    /// A tracker on a loopback socket that ignores the first `drop` datagrams, answers a
-    /// stray transaction first, then answers properly; `error` makes it refuse the announce.
-    async fn fake_tracker(drop: usize, error: bool) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-        let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let addr = sock.local_addr().unwrap();
-        let task = tokio::spawn(async move {
-            let mut buf = [0u8; 2048];
-            let mut seen = 0;
-            loop {
-                let Ok((n, from)) = sock.recv_from(&mut buf).await else {
-                    return;
-                };
-                seen += 1;
-                if seen <= drop {
-                    continue;
-                }
-                let b = &buf[..n];
-                let mut out = Vec::new();
-                if let Ok(c) = ConnectRequest::decode(b) {
-                    let stray = ConnectResponse {
-                        transaction_id: c.transaction_id ^ 1,
-                        connection_id: 1,
-                    };
-                    sock.send_to(&stray.encode(), from).await.unwrap();
-                    let r = ConnectResponse {
-                        transaction_id: c.transaction_id,
-                        connection_id: 42,
-                    };
-                    out.extend_from_slice(&r.encode());
-                } else if let Ok(a) = UdpAnnounce::decode(b) {
-                    assert_eq!(a.connection_id, 42);
-                    assert_eq!(a.key, 0xcafe);
-                    assert_eq!(a.event, Event::Started);
-                    if error {
-                        encode_error(a.transaction_id, "not whitelisted", &mut out);
-                    } else {
-                        let peers = [std::net::SocketAddrV4::new(Ipv4Addr::LOCALHOST, 9)];
-                        encode_announce_response(
-                            a.transaction_id,
-                            900,
-                            3,
-                            4,
-                            UdpPeers::V4(&peers),
-                            &mut out,
-                        );
-                    }
-                }
-                sock.send_to(&out, from).await.unwrap();
-            }
-        });
-        (addr, task)
-    }
-
-    #[tokio::test]
-    async fn announces_past_strays_and_a_lost_datagram() {
-        let (addr, task) = fake_tracker(1, false).await;
-        let r = announce(&format!("udp://{addr}/announce"), &request())
-            .await
-            .unwrap();
-        assert_eq!(r.interval, Some(900));
-        assert_eq!((r.complete, r.incomplete), (Some(4), Some(3)));
-        assert_eq!(r.peers, vec![SocketAddr::from((Ipv4Addr::LOCALHOST, 9))]);
-        task.abort();
-    }
-
-    #[tokio::test]
-    async fn the_trackers_error_is_reported() {
-        let (addr, task) = fake_tracker(0, true).await;
-        let e = announce(&format!("udp://{addr}"), &request())
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(&e, UdpTrackerError::Tracker(m) if m == "not whitelisted"),
-            "{e:?}"
-        );
-        task.abort();
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_tracker_times_out_within_the_bound() {
-        let (addr, task) = fake_tracker(usize::MAX, false).await;
-        let started = Instant::now();
-        let e = announce(&format!("udp://{addr}"), &request())
-            .await
-            .unwrap_err();
-        assert!(matches!(e, UdpTrackerError::TimedOut("connect")), "{e:?}");
-        assert!(
-            started.elapsed() <= TOTAL_TIMEOUT,
-            "{:?}",
-            started.elapsed()
-        );
-        task.abort();
-    }
-}
+mod tests;

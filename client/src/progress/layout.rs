@@ -206,7 +206,7 @@ pub(super) fn fit(parts: &[Part], room: usize) -> String {
 
 /// `name` made safe to show (control characters, such as escape sequences a torrent could
 /// carry, become `?`) and cut to `max` columns with an ellipsis.
-pub(super) fn fit_name(name: &str, max: usize) -> String {
+pub(crate) fn fit_name(name: &str, max: usize) -> String {
     let clean: String = name
         .chars()
         .map(|c| if c.is_control() { '?' } else { c })
@@ -230,7 +230,7 @@ pub(super) fn fit_name(name: &str, max: usize) -> String {
 }
 
 /// Columns `s` takes on a terminal.
-pub(super) fn cols(s: &str) -> usize {
+pub(crate) fn cols(s: &str) -> usize {
     s.chars().map(char_cols).sum()
 }
 

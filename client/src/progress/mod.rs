@@ -20,6 +20,7 @@ mod layout;
 
 pub use layout::WIDTH;
 use layout::*;
+pub(crate) use layout::{cols, fit_name};
 
 /// How often bars refresh.
 const TICK: Duration = Duration::from_millis(500);

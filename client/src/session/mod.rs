@@ -24,7 +24,7 @@ use tokio_util::task::TaskTracker;
 use wire::Reserved;
 
 use crate::dht::{DhtConfig, DhtHandle};
-use crate::discovery::announce::{self, Identity};
+use crate::discovery::announce::{self, Identity, Trackers};
 use crate::discovery::lsd::Lsd;
 use crate::discovery::{DialContext, Discovery, Inbox, OwnAddrs, dht_lookup};
 use crate::net::encryption::CryptoMemory;
@@ -63,6 +63,8 @@ pub struct Session {
     tasks: TaskTracker,
     dht: Option<DhtHandle>,
     lsd: Option<Lsd>,
+    /// HTTP and UDP tracker clients (UDP connection ids are shared by every swarm).
+    trackers: Trackers,
 }
 
 /// A listening address that could not be bound.
@@ -170,7 +172,9 @@ impl Session {
         } else {
             None
         };
+        let trackers = Trackers::new(settings.udp_trackers);
         let session = Arc::new(Session {
+            trackers,
             peer_id,
             limits: Arc::new(Limits::new(settings.upload_limit, settings.download_limit)),
             settings,
@@ -307,6 +311,7 @@ impl Session {
             encryption: self.settings.encryption,
         };
         self.tasks.spawn(announce::run(
+            self.trackers.clone(),
             tiers,
             me,
             driver.clone(),

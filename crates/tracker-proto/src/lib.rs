@@ -1,7 +1,8 @@
 //! Tracker announce and scrape, both sides, as plain data and bytes: parsing a request's raw
 //! query on the tracker, building one on the client, encoding responses straight into a buffer
 //! on the tracker and decoding them on the client (BEP 3, 7, 21, 23, 48); the UDP tracker
-//! protocol's messages in [`udp`] (BEP 15).
+//! protocol's messages in [`udp`] (BEP 15) and its client side as a state machine in
+//! [`udp_client`].
 //!
 //! It is not a tracker and not an HTTP client: no sockets, no clock, no peer store. Bencode
 //! reading and the `put_*` writers come from the workspace's `bencode` crate; responses are
@@ -13,6 +14,7 @@ mod error;
 mod query;
 mod scrape;
 pub mod udp;
+pub mod udp_client;
 
 pub use announce_request::{AnnounceRequest, Event, PARAM_BYTES_MAX, ParamBytes};
 pub use announce_response::{
