@@ -22,6 +22,8 @@ mod torrent;
 mod tracker_query;
 #[path = "../../fuzz/src/tracker_response.rs"]
 mod tracker_response;
+#[path = "../../fuzz/src/udp_tracker_request.rs"]
+mod udp_tracker_request;
 #[path = "../../fuzz/src/wire_extensions.rs"]
 mod wire_extensions;
 #[path = "../../fuzz/src/wire_frames.rs"]
@@ -103,4 +105,9 @@ fn engine_peer_seeds() {
 #[test]
 fn krpc_seeds() {
     replay("krpc", krpc::run);
+}
+
+#[test]
+fn udp_tracker_request_seeds() {
+    replay("udp_tracker_request", udp_tracker_request::run);
 }
