@@ -27,35 +27,34 @@ pub(crate) async fn serve(socket: UdpSocket, shared: Arc<Shared>) -> io::Result<
     let mut peers = PeerList::default();
     let mut rng = SmallRng::from_entropy();
     loop {
-        let first = socket.recv_from(&mut buf).await;
+        let mut got = socket.recv_from(&mut buf).await;
         // One clock read per batch: the batch is microseconds long, ids live for minutes.
         let now_ms = shared.started.elapsed().as_millis() as u64;
-        let mut next = Some(first);
-        for _ in 0..BATCH {
-            let Some(got) = next.take() else { break };
-            let (len, source) = match got {
-                Ok(g) => g,
+        for read in 1..=BATCH {
+            match got {
+                Ok((len, source)) => {
+                    let request = buf.get(..len).unwrap_or_default();
+                    let outcome = shared
+                        .app
+                        .udp(request, source, now_ms, &mut rng, &mut peers, &mut out);
+                    if outcome != Outcome::Silent {
+                        // Backpressure, not a queue: waits only while the kernel's send buffer
+                        // is full.
+                        if let Err(e) = socket.send_to(&out, source).await {
+                            debug!(%source, error = %e, "UDP send");
+                            bump(&shared.app.metrics.udp_dropped);
+                        }
+                    }
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 // Linux reports ICMP errors of earlier sends on some reads; nothing to answer.
-                Err(e) if transient(&e) => {
-                    debug!(error = %e, "UDP receive");
-                    next = Some(socket.try_recv_from(&mut buf));
-                    continue;
-                }
+                Err(e) if transient(&e) => debug!(error = %e, "UDP receive"),
                 Err(e) => return Err(e),
-            };
-            let request = buf.get(..len).unwrap_or_default();
-            let outcome = shared
-                .app
-                .udp(request, source, now_ms, &mut rng, &mut peers, &mut out);
-            if outcome != Outcome::Silent {
-                // Backpressure, not a queue: waits only while the kernel's send buffer is full.
-                if let Err(e) = socket.send_to(&out, source).await {
-                    debug!(%source, error = %e, "UDP send");
-                    bump(&shared.app.metrics.udp_dropped);
-                }
             }
-            next = Some(socket.try_recv_from(&mut buf));
+            if read == BATCH {
+                break; // back to the runtime; what is queued waits in the kernel
+            }
+            got = socket.try_recv_from(&mut buf);
         }
     }
 }
