@@ -323,7 +323,13 @@ async fn a_burst_longer_than_a_batch_is_answered_in_full() {
     let mut c = Client::new(ip, server.addr).await;
     const BURST: u32 = 120;
     for tid in 0..BURST {
-        c.send(&ConnectRequest { transaction_id: tid }.encode()).await;
+        c.send(
+            &ConnectRequest {
+                transaction_id: tid,
+            }
+            .encode(),
+        )
+        .await;
     }
     let mut seen = vec![false; BURST as usize];
     for _ in 0..BURST {
