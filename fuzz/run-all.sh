@@ -9,7 +9,7 @@ RUNS=${RUNS:-1000000}
 SECS=${SECS:-600}
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(bencode torrent magnet wire_frames wire_extensions tracker_query tracker_response resume engine_peer krpc)
+    targets=(bencode torrent magnet wire_frames wire_extensions tracker_query tracker_response resume engine_peer krpc mse_responder udp_tracker_request udp_tracker_response)
 fi
 mkdir -p logs
 for t in "${targets[@]}"; do

@@ -17,5 +17,6 @@ pub mod torrent;
 pub mod tracker_query;
 pub mod tracker_response;
 pub mod udp_tracker_response;
+pub mod udp_tracker_request;
 pub mod wire_extensions;
 pub mod wire_frames;

@@ -1,7 +1,8 @@
-//! Our tracker in-process on `127.0.0.1:<OS-chosen port>`, on its own runtime thread, so a
-//! blocking test can start it, point torrents at it and ask it for counts.
+//! Our tracker in-process on `127.0.0.1:<OS-chosen port>`, HTTP and UDP (BEP 15) on that port
+//! as `swarm-tracker` serves them, on its own runtime thread, so a blocking test can start it,
+//! point torrents at it and ask it for counts.
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -33,13 +34,12 @@ impl LocalTracker {
 
     /// Starts the tracker with `config`; returns once it answers `/stats`.
     pub fn start_with(config: tracker::Config) -> Result<Self> {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind tracker")?;
-        listener.set_nonblocking(true)?;
+        let (listener, udp) = bind_both()?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("tracker-{}", addr.port()))
-            .spawn(move || serve(listener, config, stopped))
+            .spawn(move || serve(listener, udp, config, stopped))
             .context("spawn tracker thread")?;
         let mut tracker = LocalTracker {
             addr,
@@ -76,6 +76,11 @@ impl LocalTracker {
             response.text()
         );
         Ok(response)
+    }
+
+    /// `udp://127.0.0.1:<port>/announce`: the same tracker over BEP 15.
+    pub fn udp_announce_url(&self) -> String {
+        format!("udp://{}/announce", self.addr)
     }
 
     /// The human-readable `/stats` page.
@@ -176,9 +181,28 @@ pub fn wait_for_scrape(
     bail!("scrape of {hash} at {addr} still {last:?} after {timeout:?}")
 }
 
+/// A TCP listener on an OS-chosen loopback port and a UDP socket on the same port (a few tries:
+/// another program may hold that UDP port).
+fn bind_both() -> Result<(TcpListener, UdpSocket)> {
+    let mut last = None;
+    for _ in 0..20 {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).context("bind tracker")?;
+        listener.set_nonblocking(true)?;
+        match UdpSocket::bind(listener.local_addr()?) {
+            Ok(udp) => {
+                udp.set_nonblocking(true)?;
+                return Ok((listener, udp));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    bail!("no loopback port free for both TCP and UDP: {last:?}")
+}
+
 /// The tracker thread: a current-thread runtime running `tracker::run` until told to stop.
 fn serve(
     listener: TcpListener,
+    udp: UdpSocket,
     config: tracker::Config,
     stopped: oneshot::Receiver<()>,
 ) -> Result<(), String> {
@@ -187,11 +211,14 @@ fn serve(
         .build()
         .map_err(|e| format!("runtime: {e}"))?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let listeners = tracker::Listeners {
+            http: vec![tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?],
+            udp: vec![tokio::net::UdpSocket::from_std(udp).map_err(|e| e.to_string())?],
+        };
         let shutdown = async move {
             let _ = stopped.await;
         };
-        tracker::run(vec![listener], config, shutdown)
+        tracker::run(listeners, config, shutdown)
             .await
             .map_err(|e| e.to_string())
     })
@@ -205,6 +232,10 @@ mod tests {
     fn starts_answers_and_stops() {
         let mut t = LocalTracker::start().unwrap();
         assert!(t.announce_url().starts_with("http://127.0.0.1:"));
+        assert_eq!(
+            t.udp_announce_url(),
+            format!("udp://127.0.0.1:{}/announce", t.addr().port())
+        );
         assert_eq!(t.stat("swarms").unwrap(), 0);
         let unknown = InfoHash([7; 20]);
         assert_eq!(t.scrape(&unknown).unwrap(), ScrapeStats::default());

@@ -24,6 +24,8 @@ mod torrent;
 mod tracker_query;
 #[path = "../../fuzz/src/tracker_response.rs"]
 mod tracker_response;
+#[path = "../../fuzz/src/udp_tracker_request.rs"]
+mod udp_tracker_request;
 #[path = "../../fuzz/src/udp_tracker_response.rs"]
 mod udp_tracker_response;
 #[path = "../../fuzz/src/wire_extensions.rs"]
@@ -117,4 +119,9 @@ fn mse_responder_seeds() {
 #[test]
 fn udp_tracker_response_seeds() {
     replay("udp_tracker_response", udp_tracker_response::run);
+}
+
+#[test]
+fn udp_tracker_request_seeds() {
+    replay("udp_tracker_request", udp_tracker_request::run);
 }

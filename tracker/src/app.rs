@@ -1,5 +1,6 @@
 //! The tracker's request logic between HTTP and the store: query in, bencoded body out. Every
-//! refusal becomes a `failure reason` body, never an HTTP error.
+//! refusal becomes a `failure reason` body, never an HTTP error. The UDP requests' logic is
+//! `udp/handler.rs`, on the same state.
 
 use std::net::{IpAddr, SocketAddr};
 
@@ -14,6 +15,7 @@ use crate::metrics::{Metrics, bump};
 use crate::rate_limit::Limiter;
 use crate::store::{Announce, Store};
 use crate::swarm::PeerList;
+use crate::udp::ConnectionIds;
 
 /// Warning sent to a peer a cap kept out of its swarm.
 const NOT_LISTED: &str = "tracker is full: you were not added to this swarm";
@@ -29,6 +31,8 @@ pub(crate) struct App {
     pub metrics: Metrics,
     /// Per-address announce limits, when configured.
     pub limiter: Option<Limiter>,
+    /// UDP connection ids (BEP 15), keyed with this process's secret.
+    pub conn_ids: ConnectionIds,
 }
 
 /// Where a request came from, as the handler saw it.
@@ -45,13 +49,19 @@ fn parse_ip(b: &[u8]) -> Option<IpAddr> {
 }
 
 impl App {
-    /// A fresh service state.
+    /// A fresh service state with a random secret for UDP connection ids.
     pub(crate) fn new(config: Config) -> App {
+        App::with_key(config, rand::random())
+    }
+
+    /// A fresh service state whose UDP connection ids are keyed with `key`.
+    pub(crate) fn with_key(config: Config, key: [u8; 16]) -> App {
         App {
             store: Store::new(config.limits),
             limiter: config.rate_limit.map(Limiter::new),
             config,
             metrics: Metrics::default(),
+            conn_ids: ConnectionIds::new(key),
         }
     }
 

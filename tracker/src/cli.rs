@@ -10,13 +10,24 @@ use socket2::{Domain, Socket, Type};
 use crate::Config;
 use crate::rate_limit::RateLimit;
 
-/// An HTTP BitTorrent tracker (announce, scrape, stats, metrics).
+/// A BitTorrent tracker: HTTP (announce, scrape, stats, metrics) and UDP (BEP 15) on one port.
 #[derive(Debug, Parser)]
 #[command(version)]
 pub struct Args {
-    /// Address to listen on; repeat for several (e.g. 0.0.0.0:6969 and [::]:6969).
+    /// Address to listen on, TCP for HTTP and UDP for BEP 15; repeat for several (e.g.
+    /// 0.0.0.0:6969 and [::]:6969).
     #[arg(long = "listen", default_value = "0.0.0.0:6969")]
     pub listen: Vec<SocketAddr>,
+    /// Do not serve UDP (BEP 15).
+    #[arg(long, conflicts_with = "no_http")]
+    pub no_udp: bool,
+    /// Do not serve HTTP (announce, scrape, stats, metrics).
+    #[arg(long)]
+    pub no_http: bool,
+    /// UDP sockets per address, sharing its port (SO_REUSEPORT), each with its own receive
+    /// loop [default: one per core].
+    #[arg(long)]
+    pub udp_sockets: Option<usize>,
     /// Seconds clients wait between announces.
     #[arg(long, default_value_t = 1800)]
     pub interval: u32,
@@ -125,6 +136,38 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::from_std(socket.into())
 }
 
+/// Receive buffer asked for each UDP socket (the kernel may grant less): room for bursts of
+/// about 20,000 announces while the loop catches up.
+const UDP_RECV_BUFFER: usize = 4 << 20;
+
+/// Binds `count` (at least 1) UDP sockets to `addr` sharing its port with `SO_REUSEPORT`, so
+/// the kernel spreads senders over them; port 0 means the port the first one got. An IPv6
+/// address is IPv6-only, as for [`bind`]. Must run inside a tokio runtime.
+pub fn bind_udp(addr: SocketAddr, count: usize) -> std::io::Result<Vec<tokio::net::UdpSocket>> {
+    let mut addr = addr;
+    let mut sockets = Vec::with_capacity(count.max(1));
+    for _ in 0..count.max(1) {
+        let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, None)?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        socket.set_reuse_port(true)?;
+        // Best effort: a smaller buffer only means drops sooner under a burst.
+        let _ = socket.set_recv_buffer_size(UDP_RECV_BUFFER);
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        let std: std::net::UdpSocket = socket.into();
+        addr = std.local_addr()?;
+        sockets.push(tokio::net::UdpSocket::from_std(std)?);
+    }
+    Ok(sockets)
+}
+
+/// UDP sockets per address when `--udp-sockets` is not given: one per core.
+pub fn default_udp_sockets() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -137,6 +180,34 @@ mod tests {
             vec!["0.0.0.0:6969".parse::<SocketAddr>().unwrap()]
         );
         assert_eq!(a.config(), Config::default());
+        assert!(!a.no_udp && !a.no_http, "HTTP and UDP on the same port");
+    }
+
+    #[test]
+    fn udp_and_http_can_be_turned_off_but_not_both() {
+        let a = Args::try_parse_from(["swarm-tracker", "--no-udp", "--udp-sockets", "3"]).unwrap();
+        assert!(a.no_udp && !a.no_http);
+        assert_eq!(a.udp_sockets, Some(3));
+        assert!(
+            Args::try_parse_from(["swarm-tracker", "--no-http"])
+                .unwrap()
+                .no_http
+        );
+        assert!(Args::try_parse_from(["swarm-tracker", "--no-udp", "--no-http"]).is_err());
+    }
+
+    #[tokio::test]
+    async fn udp_sockets_share_one_port() {
+        let sockets = bind_udp("127.0.0.1:0".parse().unwrap(), 3).unwrap();
+        let ports: Vec<u16> = sockets
+            .iter()
+            .map(|s| s.local_addr().unwrap().port())
+            .collect();
+        assert_eq!(ports.len(), 3);
+        assert!(
+            ports[0] != 0 && ports.iter().all(|&p| p == ports[0]),
+            "{ports:?}"
+        );
     }
 
     #[test]

@@ -1,11 +1,13 @@
-//! The swarm HTTP tracker (BEP 3, 7, 23, 48) as a library: [`run`] serves `GET /announce`,
-//! `/scrape`, `/stats` and `/metrics` on the listeners it is given until `shutdown` resolves, so
-//! the `swarm-tracker` binary and the client's `swarm seed` embed the same service.
+//! The swarm tracker as a library: HTTP (BEP 3, 7, 23, 48) and UDP (BEP 15, BEP 41 read).
+//! [`run`] serves `GET /announce`, `/scrape`, `/stats` and `/metrics` on the TCP listeners and
+//! BEP 15 connect, announce and scrape on the UDP sockets it is given until `shutdown` resolves,
+//! so the `swarm-tracker` binary and the client's `swarm seed` embed the same service.
 //!
 //! Inside: a sharded, clock-free swarm store (`store.rs`, `swarm.rs`, `peer_set.rs`) that keeps
-//! IPv4 peers in 8-byte packed entries; the request logic (`app.rs`); the axum routes
+//! IPv4 peers in 8-byte packed entries; the HTTP request logic (`app.rs`); the axum routes
 //! (`routes.rs`); connection guards (`conn.rs`); an optional per-address announce rate limit
-//! (`rate_limit.rs`). It is not a UDP tracker (BEP 15) and does not store peer ids
+//! (`rate_limit.rs`); the UDP tracker (`udp/`: stateless connection ids, a sans-IO handler, one
+//! receive loop per socket) on the same store, caps and limit. It does not store peer ids
 //! (dictionary-form peer lists carry none).
 
 mod app;
@@ -18,12 +20,13 @@ pub mod rate_limit;
 mod routes;
 pub mod store;
 mod swarm;
+pub mod udp;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info};
@@ -34,6 +37,26 @@ pub use swarm::PeerList;
 use crate::conn::{ClientAddr, ConnLimits, GuardedListener};
 use crate::routes::Shared;
 
+/// The sockets [`run`] serves: HTTP on the TCP listeners, BEP 15 on the UDP sockets (several
+/// sockets may share one port with `SO_REUSEPORT`; each gets its own receive loop).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// Listening TCP sockets for HTTP.
+    pub http: Vec<TcpListener>,
+    /// Bound UDP sockets.
+    pub udp: Vec<UdpSocket>,
+}
+
+impl From<Vec<TcpListener>> for Listeners {
+    /// HTTP only.
+    fn from(http: Vec<TcpListener>) -> Listeners {
+        Listeners {
+            http,
+            udp: Vec::new(),
+        }
+    }
+}
+
 /// Why the service could not start or stopped abnormally.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -41,7 +64,7 @@ pub enum Error {
     /// The configuration is inconsistent.
     #[error(transparent)]
     Config(#[from] ConfigError),
-    /// `run` was given no listener.
+    /// `run` was given no listener and no UDP socket.
     #[error("no listener to serve on")]
     NoListener,
     /// A listener failed.
@@ -52,15 +75,20 @@ pub enum Error {
     Task(String),
 }
 
-/// Serves the tracker on every listener until `shutdown` resolves, then stops accepting, lets
-/// open requests finish (each is bounded by the request timeout) and returns.
+/// Serves the tracker on every listener and UDP socket until `shutdown` resolves, then stops
+/// accepting, lets open HTTP requests finish (each is bounded by the request timeout) and
+/// returns. A `Vec<TcpListener>` serves HTTP only.
 pub async fn run(
-    listeners: Vec<TcpListener>,
+    listeners: impl Into<Listeners>,
     config: Config,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
     config.validate()?;
-    if listeners.is_empty() {
+    let Listeners {
+        http: listeners,
+        udp,
+    } = listeners.into();
+    if listeners.is_empty() && udp.is_empty() {
         return Err(Error::NoListener);
     }
     let limits = ConnLimits {
@@ -90,6 +118,17 @@ pub async fn run(
                 })
                 .await?;
             Ok(())
+        });
+    }
+    for socket in udp {
+        info!(addr = %socket.local_addr()?, "UDP tracker listening");
+        let shared = shared.clone();
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                r = udp::server::serve(socket, shared) => r.map_err(Error::Io),
+                _ = stop.wait_for(|s| *s) => Ok(()),
+            }
         });
     }
     let mut stop = stop_rx.clone();

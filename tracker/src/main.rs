@@ -3,7 +3,8 @@
 use anyhow::Context as _;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use tracker::cli::{Args, bind};
+use tracker::Listeners;
+use tracker::cli::{Args, bind, bind_udp, default_udp_sockets};
 
 /// Resolves on the first SIGINT or SIGTERM. The handlers are installed before this returns, so
 /// a signal that arrives while the service is still starting is not lost.
@@ -30,11 +31,22 @@ async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt().with_env_filter(filter).init();
     let config = a.config();
     config.validate()?;
-    let listeners = a
-        .listen
-        .iter()
-        .map(|&addr| bind(addr).with_context(|| format!("cannot listen on {addr}")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let mut listeners = Listeners::default();
+    let udp_sockets = a.udp_sockets.unwrap_or_else(default_udp_sockets);
+    for &addr in &a.listen {
+        let mut addr = addr;
+        if !a.no_http {
+            let l = bind(addr).with_context(|| format!("cannot listen on {addr}"))?;
+            // Port 0: UDP takes the port TCP got.
+            addr = l.local_addr()?;
+            listeners.http.push(l);
+        }
+        if !a.no_udp {
+            let s = bind_udp(addr, udp_sockets)
+                .with_context(|| format!("cannot listen on {addr} (UDP)"))?;
+            listeners.udp.extend(s);
+        }
+    }
     tracker::run(listeners, config, shutdown).await?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! Request counters and the two read-only pages built from them: `/stats` for people and
+//! Request counters (HTTP and UDP) and the two read-only pages built from them: `/stats` for people and
 //! `/metrics` in the Prometheus text format.
 
 use std::fmt::Write as _;
@@ -16,6 +16,19 @@ pub(crate) struct Metrics {
     pub scrapes: AtomicU64,
     /// Requests answered with a `failure reason`.
     pub failures: AtomicU64,
+    /// UDP connect requests.
+    pub udp_connects: AtomicU64,
+    /// UDP announce requests (with a valid connection id or not).
+    pub udp_announces: AtomicU64,
+    /// UDP scrape requests (with a valid connection id or not).
+    pub udp_scrapes: AtomicU64,
+    /// UDP error responses sent.
+    pub udp_errors: AtomicU64,
+    /// UDP announces and scrapes whose connection id was forged, expired or another address's.
+    pub udp_bad_connection_ids: AtomicU64,
+    /// UDP datagrams left unanswered: not BEP 15, too short, an error longer than the request
+    /// to an unproven address, or a failed send.
+    pub udp_dropped: AtomicU64,
 }
 
 /// Adds one to a counter.
@@ -40,7 +53,13 @@ impl Metrics {
              leechers:   {}\n\
              announces:  {}\n\
              scrapes:    {}\n\
-             failures:   {}\n",
+             failures:   {}\n\
+             udp connects:   {}\n\
+             udp announces:  {}\n\
+             udp scrapes:    {}\n\
+             udp errors:     {}\n\
+             udp bad ids:    {}\n\
+             udp dropped:    {}\n",
             uptime.as_secs(),
             c.swarms,
             peers,
@@ -51,6 +70,12 @@ impl Metrics {
             get(&self.announces),
             get(&self.scrapes),
             get(&self.failures),
+            get(&self.udp_connects),
+            get(&self.udp_announces),
+            get(&self.udp_scrapes),
+            get(&self.udp_errors),
+            get(&self.udp_bad_connection_ids),
+            get(&self.udp_dropped),
         )
     }
 
@@ -82,6 +107,34 @@ impl Metrics {
             "Requests answered with a failure reason.",
             &[("", get(&self.failures))],
         );
+        metric(
+            "udp_requests_total",
+            "counter",
+            "UDP requests read, by action.",
+            &[
+                ("{action=\"connect\"}", get(&self.udp_connects)),
+                ("{action=\"announce\"}", get(&self.udp_announces)),
+                ("{action=\"scrape\"}", get(&self.udp_scrapes)),
+            ],
+        );
+        metric(
+            "udp_errors_total",
+            "counter",
+            "UDP error responses sent.",
+            &[("", get(&self.udp_errors))],
+        );
+        metric(
+            "udp_bad_connection_ids_total",
+            "counter",
+            "UDP requests with a forged, expired or foreign connection id.",
+            &[("", get(&self.udp_bad_connection_ids))],
+        );
+        metric(
+            "udp_dropped_total",
+            "counter",
+            "UDP datagrams left unanswered.",
+            &[("", get(&self.udp_dropped))],
+        );
         metric("swarms", "gauge", "Swarms held.", &[("", c.swarms as u64)]);
         metric(
             "peers",
@@ -112,6 +165,8 @@ mod tests {
         bump(&m.announces);
         bump(&m.announces);
         bump(&m.failures);
+        bump(&m.udp_connects);
+        bump(&m.udp_dropped);
         let c = Counts {
             swarms: 3,
             peers4: 5,
@@ -124,6 +179,9 @@ mod tests {
             "swarm_tracker_announces_total 2",
             "swarm_tracker_scrapes_total 0",
             "swarm_tracker_failures_total 1",
+            "swarm_tracker_udp_requests_total{action=\"connect\"} 1",
+            "swarm_tracker_udp_requests_total{action=\"scrape\"} 0",
+            "swarm_tracker_udp_dropped_total 1",
             "swarm_tracker_swarms 3",
             "swarm_tracker_peers{family=\"ipv4\"} 5",
             "swarm_tracker_peers{family=\"ipv6\"} 1",
@@ -137,5 +195,6 @@ mod tests {
         let page = m.stats_page(&c, Duration::from_secs(9));
         assert!(page.contains("peers:      6 (IPv4 5, IPv6 1)"));
         assert!(page.contains("leechers:   4"));
+        assert!(page.contains("udp connects:   1"));
     }
 }

@@ -98,10 +98,23 @@ async fn start_embedded_tracker(
         )
     })?;
     let port = listener.local_addr()?.port();
+    // UDP (BEP 15) on the same port, as `swarm-tracker` serves it; best effort: the torrent
+    // names the HTTP URL.
+    let udp = match tokio::net::UdpSocket::bind(SocketAddr::from((addr.ip(), port))).await {
+        Ok(s) => vec![s],
+        Err(e) => {
+            tracing::debug!(error = %e, port, "embedded tracker without UDP");
+            Vec::new()
+        }
+    };
+    let listeners = tracker::Listeners {
+        http: vec![listener],
+        udp,
+    };
     let stop = shutdown.clone();
     session.spawn(async move {
         let cfg = tracker::Config::default();
-        if let Err(e) = tracker::run(vec![listener], cfg, stop.cancelled_owned()).await {
+        if let Err(e) = tracker::run(listeners, cfg, stop.cancelled_owned()).await {
             tracing::error!(error = %e, "embedded tracker stopped");
         }
     });

@@ -53,6 +53,27 @@ impl Aria2 {
         Ok(aria)
     }
 
+    /// [`Aria2::leech`] with aria2's DHT on: aria2 announces to `udp://` trackers only then. Its
+    /// DHT listens on UDP `dht_port` with no bootstrap node and a fresh routing table file in
+    /// `dir`'s parent, so it reaches nothing but the torrent's trackers and peers.
+    pub fn leech_with_dht(torrent: &Path, dir: &Path, port: u16, dht_port: u16) -> Result<Self> {
+        let table = dir.with_extension("dht.dat");
+        let dht = [
+            "--enable-dht=true".to_owned(),
+            format!("--dht-listen-port={dht_port}"),
+            format!("--dht-file-path={}", table.display()),
+        ];
+        let mut cmd = command(torrent, dir, port, &dht)?;
+        cmd.arg("--seed-time=0");
+        let mut aria = Self::spawn(cmd, "aria2-leech", dir, port)?;
+        aria.proc
+            .wait_for_line(Stream::Stdout, START_TIMEOUT, |l| {
+                l.contains("listening on TCP port")
+            })
+            .context("aria2 leecher did not listen")?;
+        Ok(aria)
+    }
+
     fn spawn(cmd: Command, name: &str, dir: &Path, port: u16) -> Result<Self> {
         let name = format!("{name}-{port}");
         let proc = Proc::spawn(cmd, &name, &default_log_dir(dir))?;
@@ -84,6 +105,11 @@ impl Aria2 {
 
 /// aria2c with every discovery but trackers off, bound to 127.0.0.1, plain log lines.
 fn base_command(torrent: &Path, dir: &Path, port: u16) -> Result<Command> {
+    command(torrent, dir, port, &["--enable-dht=false".to_owned()])
+}
+
+/// [`base_command`] with `dht` (the DHT flags) in place of `--enable-dht=false`.
+fn command(torrent: &Path, dir: &Path, port: u16, dht: &[String]) -> Result<Command> {
     std::fs::create_dir_all(dir).with_context(|| format!("mkdir {}", dir.display()))?;
     let mut cmd = Command::new(located(Program::Aria2c)?);
     cmd.arg("-d")
@@ -93,7 +119,6 @@ fn base_command(torrent: &Path, dir: &Path, port: u16) -> Result<Command> {
             "--no-conf=true",
             "--interface=127.0.0.1",
             "--disable-ipv6=true",
-            "--enable-dht=false",
             "--enable-dht6=false",
             "--bt-enable-lpd=false",
             "--enable-peer-exchange=false",
@@ -104,6 +129,7 @@ fn base_command(torrent: &Path, dir: &Path, port: u16) -> Result<Command> {
             "--enable-color=false",
             "--console-log-level=notice",
         ])
+        .args(dht)
         .arg(format!("--stop-with-process={}", std::process::id()))
         .arg(torrent);
     Ok(cmd)
