@@ -11,7 +11,7 @@ use tracker_proto::ScrapeStats;
 use crate::cli::InfoArgs;
 use crate::discovery::announce::Trackers;
 use crate::discovery::scrape::scrape_once;
-use crate::progress::{WIDTH, cols, fit_name};
+use crate::progress::{WIDTH, cols, fit_name, printable};
 use crate::size::human;
 
 /// Largest .torrent file read (the parser's own cap).
@@ -38,11 +38,13 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let m = Metainfo::from_shared(bytes.into())
         .with_context(|| format!("{} is not a valid torrent", path.display()))?;
-    print!("{}", describe(&m));
+    // Names, paths, comments and trackers' error messages come from others: shown without
+    // their control characters (no escape sequence reaches the terminal).
+    print!("{}", printable(&describe(&m)));
     if args.scrape {
         let urls: Vec<String> = m.trackers().into_iter().flatten().collect();
         for line in scrape_report(&urls, m.info_hash)? {
-            println!("{line}");
+            println!("{}", printable(&line));
         }
     }
     Ok(())

@@ -268,7 +268,7 @@ pub fn summary(bytes: u64, took: Duration) -> String {
 // ---- Line layout -------------------------------------------------------------------------
 
 /// `s` with every control character but `\n` shown as `?`.
-fn printable(s: &str) -> String {
+pub(crate) fn printable(s: &str) -> String {
     s.chars()
         .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
         .collect()
