@@ -545,6 +545,23 @@ mod tests {
         assert_eq!(memory.get(addr), Some(Reached::Encrypted));
     }
 
+    #[tokio::test]
+    async fn allow_does_not_dial_twice_where_nothing_listens() {
+        // A port that was just ours and is closed now: the connect is refused.
+        let addr = {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap()
+        };
+        let memory = CryptoMemory::default();
+        let r = handshake::connect(addr, IH, ours(1), Encryption::Allow, &memory).await;
+        assert!(matches!(r, Err(HandshakeError::Unreachable(_))), "{r:?}");
+        assert_eq!(
+            memory.get(addr),
+            None,
+            "nothing learned from a refused connect"
+        );
+    }
+
     #[test]
     fn memory_is_bounded_and_pex_does_not_override() {
         let m = CryptoMemory::default();

@@ -37,6 +37,10 @@ pub const MAX_HANDSHAKES_PER_IP: u32 = 8;
 /// Why a handshake failed.
 #[derive(Debug, thiserror::Error)]
 pub enum HandshakeError {
+    /// The TCP connection could not be opened (refused, unreachable, timed out): nothing was
+    /// said, so trying another handshake on a new connection would fail the same way.
+    #[error("cannot connect: {0}")]
+    Unreachable(std::io::Error),
     /// A socket error or EOF.
     #[error("io: {0}")]
     Io(#[from] std::io::Error),
@@ -164,7 +168,8 @@ pub async fn connect(
     let attempt = |how: Reached, provide: mse::Methods| async move {
         let stream = tokio::time::timeout(HANDSHAKE_TIMEOUT, super::transport::connect_tcp(addr))
             .await
-            .map_err(|_| HandshakeError::Timeout)??;
+            .map_err(|_| HandshakeError::Unreachable(std::io::ErrorKind::TimedOut.into()))?
+            .map_err(HandshakeError::Unreachable)?;
         match how {
             Reached::Plaintext => outgoing(stream, addr, info_hash, ours).await,
             Reached::Encrypted => outgoing_encrypted(stream, addr, info_hash, ours, provide).await,
