@@ -133,17 +133,7 @@ fn swarm_finds_swarm_through_opentracker_over_udp() -> Result<()> {
     let hash = meta.info_hash;
 
     // Debian's opentracker serves whitelisted torrents only.
-    let whitelist = tmp.path().join("whitelist");
-    std::fs::write(&whitelist, format!("{}\n", hex(hash.as_bytes())))?;
-    let mut cmd = Command::new(opentracker);
-    cmd.current_dir(tmp.path())
-        .args(["-i", "127.0.0.1", "-P", &udp_port.to_string()])
-        .args(["-p", &tcp_port.to_string()])
-        .arg("-w")
-        .arg(&whitelist);
-    let _tracker = Proc::spawn(cmd, "opentracker", &logs)?;
-    tests::ports::wait_listening(tcp_port, Duration::from_secs(10))
-        .context("opentracker did not start")?;
+    let _tracker = start_opentracker(&opentracker, tmp.path(), &[hash], udp_port, tcp_port)?;
 
     let mut seed = seed_existing_command(&torrent, &seed_dir.join("udp.bin"))?;
     seed.arg("--no-dht");
